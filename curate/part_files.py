@@ -70,9 +70,13 @@ class PartWriter:
 
     def _write_jsonl(self, batch: pd.DataFrame) -> None:
         if self._jsonl is None:
-            # mtime=0 keeps the gzip header, and so the file, identical across reruns.
+            # No name and mtime=0: the gzip header, and so the file, is identical across reruns.
             raw = open(self.tmp, "wb")  # noqa: SIM115 - closed in commit()
-            self._jsonl = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if self.path.suffix == ".gz" else raw
+            self._jsonl = (
+                gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)
+                if self.path.suffix == ".gz"
+                else raw
+            )
         lines = (json.dumps(rec, ensure_ascii=False, default=str) for rec in _records(batch))
         self._jsonl.write(("\n".join(lines) + "\n").encode())
 
@@ -96,7 +100,7 @@ class PartWriter:
     def _write_jsonl_empty(self) -> None:
         with open(self.tmp, "wb") as raw:
             if self.path.suffix == ".gz":
-                gzip.GzipFile(fileobj=raw, mode="wb", mtime=0).close()
+                gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0).close()
 
     def abort(self) -> None:
         if self._parquet is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,53 @@ def write_pipeline(tmp_path):
         return path
 
     return write
+
+
+ARTICLE = (
+    "The history of the old harbour town is long and full of surprises. Many people who visit it for the "
+    "first time are amazed by the stone houses and the narrow streets that wind between them. In the summer "
+    "the markets are full of fruit and vegetables, and the cafes are busy with visitors and locals alike. "
+)
+
+
+def write_warc(path: Path, pages: list[tuple[str, str]]) -> Path:
+    """A gzipped WARC of HTML `response` records, one per (url, paragraph text) pair."""
+    import io
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with open(path, "wb") as fh:
+        writer = WARCWriter(fh, gzip=True)
+        for url, text in pages:
+            html = (
+                f"<html><head><title>{url}</title></head><body><nav><a href='/'>Home</a> <a href='/a'>About</a>"
+                f"</nav><article><h1>{url}</h1><p>{text}</p><p>{ARTICLE}</p></article>"
+                "<footer>Copyright 2026</footer></body></html>"
+            ).encode()
+            headers = StatusAndHeaders(
+                "200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1"
+            )
+            record = writer.create_warc_record(
+                url,
+                "response",
+                payload=io.BytesIO(html),
+                http_headers=headers,
+                warc_headers_dict={
+                    "WARC-Record-ID": f"<urn:sha1:{hashlib.sha1(url.encode()).hexdigest()}>",
+                    "WARC-Date": "2026-01-01T00:00:00Z",
+                },
+            )
+            writer.write_record(record)
+    return path
+
+
+@pytest.fixture
+def small_crawl(tmp_path) -> Path:
+    """Six small WARC files (six shards) of English pages, two pages too short to keep."""
+    crawl = tmp_path / "crawl"
+    crawl.mkdir()
+    for n in range(6):
+        pages = [(f"http://site{n}.example/{i}", ARTICLE * (1 + i)) for i in range(4)]
+        write_warc(crawl / f"part{n}.warc.gz", pages)
+    return crawl
