@@ -10,23 +10,19 @@ import hashlib
 import json
 import re
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from curate.config import ExecutorConfig, Pipeline
+from curate.config import Pipeline
+from curate.dask_tasks import dask_client, run_tasks
+from curate.global_run import GlobalContext, GlobalResult, load_finished, save_finished
 from curate.planner import Segment, plan
 from curate.report import funnel_table, write_funnel_png
 from curate.shard_task import ShardTask, is_done, output_path, run_shard, stats_path
 from curate.stats import StageCounter, check_funnel
-
-
-class ShardFailed(RuntimeError):
-    """A shard task failed after its retries; the message names the shard and the error."""
 
 
 @dataclass(frozen=True)
@@ -44,27 +40,6 @@ def shard_id(path: str) -> str:
     return f"{stem}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
 
 
-@contextmanager
-def dask_client(executor: ExecutorConfig):
-    """A client for the configured scheduler, or for an embedded LocalCluster."""
-    if executor.address:
-        with Client(executor.address) as client:
-            yield client
-        return
-    with (
-        LocalCluster(
-            n_workers=executor.workers,
-            threads_per_worker=executor.threads_per_worker,
-            processes=executor.processes,
-            memory_limit=executor.memory_limit,
-            dashboard_address=executor.dashboard_address,
-            silence_logs=40,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
-
-
 def run_pipeline(pipeline: Pipeline, console: Console | None = None) -> RunSummary:
     """Run every segment of `pipeline`, resuming finished shards; write stats.json and the funnel."""
     console = console or Console(stderr=True)
@@ -75,12 +50,16 @@ def run_pipeline(pipeline: Pipeline, console: Console | None = None) -> RunSumma
     shards = [(shard_id(p), p) for p in pipeline.input_files]
     processed = skipped = 0
     counters: list[StageCounter] = []
+    details: dict[str, dict] = {}
 
     with dask_client(pipeline.executor) as client:
         console.print(f"[bold]Dask dashboard:[/bold] {client.dashboard_link}")
         for segment in segments:
             if segment.is_global:
-                raise NotImplementedError(f"global stage {segment.label!r} has no executor yet")
+                result = _run_global(client, pipeline, segment, shards, console)
+                counters.append(result.counter)
+                details[segment.stages[0].id] = result.details
+                continue
             tasks = _segment_tasks(pipeline, segment, shards)
             todo = [t for t in tasks if not is_done(Path(t.segment_dir), t.shard_id, t.fingerprint)]
             skipped += len(tasks) - len(todo)
@@ -89,7 +68,7 @@ def run_pipeline(pipeline: Pipeline, console: Console | None = None) -> RunSumma
                 console.print(
                     f"{segment.label}: {len(tasks) - len(todo)} of {len(tasks)} shards already done"
                 )
-            _run_tasks(client, todo, segment, pipeline.executor.retries, console)
+            _run_partition_segment(client, todo, segment, pipeline.executor.retries, console)
             counters.extend(_segment_counters(segment, tasks))
 
     check_funnel(counters)
@@ -98,15 +77,20 @@ def run_pipeline(pipeline: Pipeline, console: Console | None = None) -> RunSumma
         "pipeline_sha256": pipeline.file_sha256,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "wall_seconds": round(time.time() - started, 3),
-        "shards": {"total": len(shards), "processed": processed, "skipped": skipped},
+        "shards": len(shards),
+        # One task per shard and partition segment: a resumed run shows what it did not redo.
+        "shard_tasks": {"processed": processed, "skipped": skipped},
         "stages": [c.to_json() for c in counters],
+        "global_stages": details,
         "funnel_check": "ok",
     }
     path = out_dir / "stats.json"
     path.write_text(json.dumps(summary, indent=2))
     console.print(funnel_table(counters))
     png = write_funnel_png(counters, out_dir / "funnel.png")
-    console.print(f"shards: {processed} processed, {skipped} already done · stats: {path} · funnel: {png}")
+    console.print(
+        f"shard tasks: {processed} processed, {skipped} already done · stats: {path} · funnel: {png}"
+    )
     return RunSummary(stats_path=path, processed=processed, skipped=skipped, counters=counters)
 
 
@@ -128,27 +112,54 @@ def _segment_tasks(pipeline: Pipeline, segment: Segment, shards: list[tuple[str,
     ]
 
 
-def _run_tasks(
+def _run_partition_segment(
     client: Client, tasks: list[ShardTask], segment: Segment, retries: int, console: Console
 ) -> None:
-    if not tasks:
-        return
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task(f"{segment.label} · shards", total=len(tasks))
-        docs_kept = 0
-        futures = {
-            client.submit(run_shard, t, key=f"{segment.dirname}-{t.shard_id}", pure=False, retries=retries): t
-            for t in tasks
-        }
-        for future in as_completed(futures):
-            task = futures[future]
-            if future.status != "finished":
-                error = future.exception()
-                client.cancel(list(futures))
-                raise ShardFailed(f"shard {task.shard_id} ({task.source_path}) failed: {error!r}") from error
-            docs_kept += future.result()["stages"][-1]["kept"]
-            progress.update(bar, advance=1, description=f"{segment.label} · {docs_kept:,} docs kept")
+    kept = 0
+
+    def describe(report: dict) -> str:
+        nonlocal kept
+        kept += report["stages"][-1]["kept"]
+        return f"{kept:,} docs kept"
+
+    run_tasks(
+        client,
+        run_shard,
+        tasks,
+        keys=[f"{segment.dirname}-{t.shard_id}" for t in tasks],
+        label=f"{segment.label} · shards",
+        console=console,
+        retries=retries,
+        describe=describe,
+    )
+
+
+def _run_global(
+    client: Client, pipeline: Pipeline, segment: Segment, shards: list[tuple[str, str]], console: Console
+) -> GlobalResult:
+    """Run a global stage over the previous segment's parts, or reuse its result if it finished."""
+    spec = segment.stages[0]
+    work_dir = pipeline.output_dir / segment.dirname
+    finished = load_finished(work_dir, segment.fingerprint)
+    if finished is not None:
+        console.print(f"{spec.id}: already done")
+        return finished
+    work_dir.mkdir(parents=True, exist_ok=True)
+    prev_dir = pipeline.output_dir / f"segment-{segment.index - 1:02d}"
+    ctx = GlobalContext(
+        client=client,
+        stage_id=spec.id,
+        parts=[(sid, output_path(prev_dir, sid)) for sid, _ in shards],
+        work_dir=work_dir,
+        output_dir=pipeline.output_dir,
+        write_output=not segment.is_last,
+        rejects_dir=pipeline.output_dir / "rejects" / spec.id if pipeline.rejects else None,
+        console=console,
+        retries=pipeline.executor.retries,
+    )
+    result = spec.cls(spec.config).run(ctx)
+    save_finished(work_dir, segment.fingerprint, result)
+    return result
 
 
 def _segment_counters(segment: Segment, tasks: list[ShardTask]) -> list[StageCounter]:

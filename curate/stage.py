@@ -106,6 +106,20 @@ class FilterStage(Stage):
         return StageResult.split(batch, self.keep(scores))
 
 
+class GlobalStage(Stage):
+    """A stage that needs the whole dataset (dedup, tokenizer training): a barrier in the plan.
+
+    `run` gets a `curate.global_run.GlobalContext` (the Dask client, the previous segment's parts in
+    shard order, a work directory) and must write one output part per shard when asked, plus return
+    its counters. It runs in phases as Dask tasks; no single task may hold the whole dataset.
+    """
+
+    kind: ClassVar[str] = "global"
+
+    def run(self, ctx: Any) -> Any:
+        raise NotImplementedError
+
+
 def first_failing(checks: list[tuple[str, pd.Series]], index: pd.Index) -> pd.Series:
     """The first named check that fails for each row, or None: `checks` are (reason, failed_mask)."""
     reasons = pd.Series([None] * len(index), index=index, dtype=object)

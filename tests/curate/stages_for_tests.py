@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import pandas as pd
 from pydantic import Field
 
-from curate.stage import Stage, StageConfig, StageResult
+from curate.global_run import GlobalContext, GlobalResult
+from curate.stage import GlobalStage, Stage, StageConfig, StageResult
+from curate.stats import StageCounter
 
 
 class LoseRowsConfig(StageConfig):
@@ -53,3 +56,34 @@ class RaiseOn(Stage):
         if batch["url"].str.contains(self.config.needle, regex=False).any():
             raise ValueError("cannot handle this document")
         return StageResult.keep_all(batch)
+
+
+def _text_lengths(path) -> list[int]:
+    return pd.read_parquet(path, columns=["text"])["text"].str.len().tolist()
+
+
+def _keep_at_least(job) -> dict:
+    path, out_path, threshold = job
+    batch = pd.read_parquet(path)
+    kept = batch[batch["text"].str.len() >= threshold]
+    if out_path is not None:
+        kept.to_parquet(out_path, index=False)
+    return {"in": len(batch), "kept": len(kept)}
+
+
+class KeepLongHalf(GlobalStage):
+    """A global stage: keeps documents at least as long as the median over the whole dataset."""
+
+    name = "keep_long_half"
+
+    def run(self, ctx: GlobalContext) -> GlobalResult:
+        shard_ids = [sid for sid, _ in ctx.parts]
+        lengths = ctx.map(_text_lengths, [p for _, p in ctx.parts], "lengths", shard_ids)
+        median = statistics.median(n for shard in lengths for n in shard)
+        jobs = [(p, ctx.output_part(sid) if ctx.write_output else None, median) for sid, p in ctx.parts]
+        counts = ctx.map(_keep_at_least, jobs, "filter", shard_ids)
+        counter = StageCounter(id=ctx.stage_id, stage=self.name)
+        counter.docs_in = sum(c["in"] for c in counts)
+        counter.kept = sum(c["kept"] for c in counts)
+        counter.dropped["shorter_than_median"] = counter.docs_in - counter.kept
+        return GlobalResult(counter=counter, details={"median": median})

@@ -56,7 +56,7 @@ def test_run_writes_dataset_stats_and_funnel(write_pipeline, small_crawl, tmp_pa
     out = tmp_path / "out"
     summary = run(write_pipeline, pipeline(small_crawl, out))
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["shards"] == {"total": 6, "processed": 6, "skipped": 0}
+    assert stats["shards"] == 6 and stats["shard_tasks"] == {"processed": 6, "skipped": 0}
     assert [s["name"] for s in stats["stages"]][:3] == ["warc_ingest", "extract", "langid"]
     for stage in stats["stages"]:
         assert stage["in"] == stage["kept"] + sum(stage["dropped"].values())
@@ -154,3 +154,19 @@ def test_killed_run_resumes_without_redoing_finished_shards(write_pipeline, smal
     assert file_bytes(tmp_path / "killed", "dataset", "dataset_jsonl") == file_bytes(
         tmp_path / "clean", "dataset", "dataset_jsonl"
     )
+
+
+def test_global_stage_is_a_barrier_and_resumes(write_pipeline, small_crawl, tmp_path):
+    out = tmp_path / "out"
+    config = pipeline(
+        small_crawl, out, middle=[{"stage": f"{TEST_STAGES}:KeepLongHalf", "name": "long_half"}]
+    )
+    summary = run(write_pipeline, config)
+    assert [c.id for c in summary.counters][2:5] == ["langid", "long_half", "write_parquet"]
+    stats = json.loads((out / "stats.json").read_text())
+    median = stats["global_stages"]["long_half"]["median"]
+    dataset = pd.read_parquet(out / "dataset")
+    assert len(dataset) == summary.counters[3].kept == 12
+    assert (dataset["text"].str.len() >= median).all()
+    again = run(write_pipeline, config)
+    assert (again.processed, again.skipped) == (0, 12)
