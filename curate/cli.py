@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import sys
 
 from rich.console import Console
 
 from curate.config import PipelineConfigError, load_pipeline
 from curate.stats import FunnelError
+
+# Modules that add one subcommand each: `add_command(subparsers)` registers a parser whose
+# `func(args, console) -> int` runs it.
+COMMAND_MODULES: list[str] = []
 
 
 def _load(args: argparse.Namespace):
@@ -64,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_validate)
     stages = sub.add_parser("stages", help="list the available stages")
     stages.set_defaults(func=cmd_stages)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_command(sub)
     return parser
 
 

@@ -58,7 +58,7 @@ def write_funnel_png(counters: list[StageCounter], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(10, 0.6 * len(counters) + 1.8))
     labels = [c.id for c in counters][::-1]
     rows = counters[::-1]
-    ax.barh(labels, [c.kept for c in rows], color="#2b8a3e", label="kept")
+    ax.barh(labels, [c.kept for c in rows], color="#1d3557", label="kept")
     left = [c.kept for c in rows]
     for i, reason in enumerate(reasons):
         widths = [c.dropped.get(reason, 0) for c in rows]
