@@ -11,6 +11,7 @@ import glob
 import hashlib
 import json
 import os
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -98,10 +99,12 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     """The keys accepted at `loc` (for 'did you mean' hints on misspelt keys)."""
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        # `Sub | None` fields: look through the Optional to the nested config.
+        candidates = typing.get_args(field.annotation) or (field.annotation,) if field else ()
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
             return []
-        model = annotation
+        model = nested[0]
     return list(model.model_fields)
 
 

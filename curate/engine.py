@@ -156,6 +156,7 @@ def _run_global(
         rejects_dir=pipeline.output_dir / "rejects" / spec.id if pipeline.rejects else None,
         console=console,
         retries=pipeline.executor.retries,
+        pipeline_sha256=pipeline.file_sha256,
     )
     result = spec.cls(spec.config).run(ctx)
     save_finished(work_dir, segment.fingerprint, result)

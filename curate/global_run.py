@@ -37,6 +37,7 @@ class GlobalContext:
     rejects_dir: Path | None
     console: Console
     retries: int
+    pipeline_sha256: str  # recorded by stages whose outputs outlive the run (shard metadata)
 
     def output_part(self, shard_id: str) -> Path:
         """Where the part for `shard_id` goes, for the next segment to read."""

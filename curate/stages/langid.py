@@ -7,7 +7,6 @@ would replace the `fasttext` module (we use `fasttext-numpy2`, whose `predict` w
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import threading
 from functools import cache
@@ -16,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import Field, field_validator
 
+from curate.file_hash import file_sha256
 from curate.registry import register
 from curate.stage import FilterStage, StageConfig
 
@@ -31,10 +31,6 @@ def bundled_model_path() -> Path:
             "or set langid.model_path to a fastText language-id model"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 _load_lock = threading.Lock()

@@ -1,0 +1,56 @@
+"""`read_parquet`: read an existing dataset (Parquet, or JSON lines, gzipped or not) as the pipeline input.
+
+For pipelines that start from text that is already extracted, such as `curate tokenize` on a dataset
+written by an earlier run. Every row is kept: the file is a dataset, not a crawl, so there is nothing to
+reject at this point, and the documents keep all their columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from curate.registry import register
+from curate.stage import ShardContext, SourceStage, StageConfig, StageResult
+
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz")
+
+
+class ReadParquetConfig(StageConfig):
+    batch_size: int = Field(2000, gt=0, description="Rows per batch, bounding memory on big files.")
+    columns: list[str] | None = Field(None, description="Columns to read (default: all); must include text.")
+
+
+@register
+class ReadParquet(SourceStage):
+    """Reads Parquet or JSONL(.gz) files with a `text` column into batches of documents."""
+
+    name = "read_parquet"
+    Config = ReadParquetConfig
+
+    def read(self, path: str, ctx: ShardContext) -> Iterator[StageResult]:
+        if path.endswith(".parquet"):
+            batches = self._parquet(path)
+        elif path.endswith(JSONL_SUFFIXES):
+            batches = self._jsonl(path)
+        else:
+            raise ValueError(f"{path}: read_parquet reads .parquet or {', '.join(JSONL_SUFFIXES)} files")
+        for batch in batches:
+            if "text" not in batch.columns:
+                raise ValueError(f"{path}: no 'text' column (columns: {', '.join(map(str, batch.columns))})")
+            yield StageResult.keep_all(batch.reset_index(drop=True))
+
+    def _parquet(self, path: str) -> Iterator[pd.DataFrame]:
+        for batch in pq.ParquetFile(path).iter_batches(
+            batch_size=self.config.batch_size, columns=self.config.columns
+        ):
+            yield batch.to_pandas()
+
+    def _jsonl(self, path: str) -> Iterator[pd.DataFrame]:
+        # dtype=False: ids like "007" or dates stay the strings they are in the file.
+        with pd.read_json(path, lines=True, chunksize=self.config.batch_size, dtype=False) as reader:
+            for chunk in reader:
+                yield chunk if self.config.columns is None else chunk[self.config.columns]
