@@ -1,10 +1,31 @@
-"""`train` command line. Subcommands arrive with the training issues; `train env` reports the device."""
+"""`train` command line: `env` (torch and the devices), `pretrain` (or under torchrun), `eval`.
+
+Every bad argument ends the command with one line, `train <command>: error: ...`, and exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
+from pathlib import Path
+from typing import Literal, get_args, get_origin
+
+from pydantic.fields import FieldInfo
+
+from train.config import PretrainConfig
+from train.model import ModelConfig
+
+# Model fields that are not flags: the vocabulary comes from the shards, max_seq_len from --seq-len.
+_NOT_MODEL_FLAGS = {"vocab_size", "max_seq_len"}
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse prints its usage before an error; a bad argument here is one line."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -22,12 +43,119 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_field_flag(group: argparse._ArgumentGroup, name: str, field: FieldInfo) -> None:
+    """A flag for a config field; values stay strings for pydantic to check, as YAML values are."""
+    flag = "--" + name.replace("_", "-")
+    help_text = (field.description or "").replace("%", "%%")
+    if field.annotation in (bool, bool | None):
+        group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, help=help_text)
+    else:
+        group.add_argument(flag, dest=name, metavar=_metavar(field), help=help_text)
+
+
+def _metavar(field: FieldInfo) -> str:
+    annotation = field.annotation
+    if get_origin(annotation) is Literal:
+        return "{" + ",".join(get_args(annotation)) + "}"
+    if annotation in (int, int | None):
+        return "N"
+    if annotation in (float, float | None):
+        return "X"
+    return "DIR" if annotation is Path else "NAME"
+
+
+def add_pretrain_command(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "pretrain",
+        help="pretrain a GPT/Llama-style model on shard directories (torchrun for several GPUs)",
+        description="Flags override --config FILE.yaml, which overrides the defaults.",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--config", type=Path, help="YAML file of settings (keys as the flags, with _)")
+    run = parser.add_argument_group("run")
+    for name, field in PretrainConfig.model_fields.items():
+        if name == "data":
+            run.add_argument(
+                "--data", nargs="+", action="extend", metavar="DIR[:WEIGHT]", help=field.description
+            )
+        elif name != "model":
+            _add_field_flag(run, name, field)
+    model = parser.add_argument_group("model (override the preset's shape)")
+    for name, field in ModelConfig.model_fields.items():
+        if name not in _NOT_MODEL_FLAGS:
+            _add_field_flag(model, name, field)
+    parser.set_defaults(func=cmd_pretrain)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from train.config import load_pretrain_config
+    from train.pretrain import pretrain
+
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "config")}
+    overrides = {k: v for k, v in given.items() if k not in ModelConfig.model_fields}
+    model = {k: v for k, v in given.items() if k in ModelConfig.model_fields}
+    if model:
+        overrides["model"] = model
+    config = load_pretrain_config(getattr(args, "config", None), overrides)
+    pretrain(config)
+    return 0
+
+
+def add_eval_command(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("eval", help="loss and perplexity of a checkpoint on shard directories")
+    parser.add_argument(
+        "checkpoint", type=Path, help="a checkpoint directory, or a run directory (its newest)"
+    )
+    parser.add_argument("--data", nargs="+", required=True, metavar="DIR", help="shard directories")
+    parser.add_argument(
+        "--split",
+        choices=["all", "valid"],
+        default="all",
+        help="all documents, or those the checkpoint's run held out for validation",
+    )
+    parser.add_argument("--max-samples", type=int, help="evaluate at most this many samples per directory")
+    parser.add_argument("--micro-batch-size", type=int, default=8, help="samples per forward pass")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per directory")
+    parser.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from train.data import DataSource
+    from train.evaluate import evaluate_checkpoint
+
+    for name in ("max_samples", "micro_batch_size"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    sources = [DataSource(Path(d)) for d in args.data]
+    results = evaluate_checkpoint(
+        args.checkpoint, sources, args.split, args.max_samples, args.micro_batch_size, args.device
+    )
+    for r in results:
+        if args.json:
+            print(json.dumps({**r.__dict__, "perplexity": r.perplexity}))
+        else:
+            print(
+                f"{r.data} ({r.split}, {r.samples:,} samples, {r.tokens:,} tokens): "
+                f"loss {r.loss:.4f} · perplexity {r.perplexity:.2f}"
+            )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="train", description="Train and serve models on curate's shards.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _OneLineParser(prog="train", description="Train and serve models on curate's shards.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     sub.add_parser("env", help="show torch and the available devices").set_defaults(func=cmd_env)
+    add_pretrain_command(sub)
+    add_eval_command(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        # ConfigError, ShardFormatError (a tokenizer mismatch too) and data errors: all say what to change.
+        print(f"train {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

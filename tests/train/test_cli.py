@@ -1,0 +1,98 @@
+"""`train` CLI: every bad argument is one line on stderr and exit code 2; YAML and flags combine."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from train.cli import main
+from train.config import load_pretrain_config
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(argv)
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            ["--data", "/no/such/dir"],
+            "train pretrain: error: --data: data directory /no/such/dir does not exist",
+        ),
+        (["--data", "{shards}:abc"], "weight 'abc' is not a number"),
+        (["--data", "{shards}:0"], "weight must be a positive number"),
+        (["--data", "{shards}", "--preset", "xl"], "--preset: unknown preset 'xl'; choose from tiny, 124m"),
+        (
+            ["--data", "{shards}", "--global-batch-size", "10", "--micro-batch-size", "4"],
+            "global_batch_size 10 is not divisible by micro_batch_size 4",
+        ),
+        (["--data", "{shards}", "--lr", "fast"], "--lr: Input should be a valid number"),
+        (
+            ["--data", "{shards}", "--micro-batch-size", "0"],
+            "--micro-batch-size: Input should be greater than 0",
+        ),
+        (["--data", "{shards}", "--device", "tpu"], "--device: Input should be 'auto', 'cpu' or 'cuda'"),
+        (
+            ["--data", "{shards}", "--n-kv-head", "3"],
+            "error: model: n_head 4 is not divisible by n_kv_head 3",
+        ),
+        (["--data", "{shards}", "--warmup-steps", "50", "--max-steps", "10"], "warmup_steps 50 is more than"),
+        (["--data", "{shards}", "--n-layer", "0"], "error: model.n_layer: Input should be greater than 0"),
+        (["--out", "x"], "--data: required"),
+        (["--data", "{shards}", "--colour", "red"], "unrecognized arguments: --colour red"),
+        (["--data", "{shards}", "--resume"], "--resume: no checkpoint under"),
+    ],
+)
+def test_bad_pretrain_arguments_are_one_line_errors(capsys, shards, tmp_path, extra, expected):
+    argv = ["pretrain", "--out", str(tmp_path / "run"), "--preset", "tiny", "--no-progress"]
+    argv += [a.format(shards=shards) for a in extra]
+    assert expected in one_line_error(capsys, argv)
+
+
+def test_config_file_errors_name_the_file_and_key(capsys, shards, tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"data": [str(shards)], "out": str(tmp_path / "r"), "lrr": 0.1}))
+    assert f"{path}: key 'lrr': unknown setting" in one_line_error(
+        capsys, ["pretrain", "--config", str(path)]
+    )
+    path.write_text("data: [unclosed")
+    assert "not valid YAML" in one_line_error(capsys, ["pretrain", "--config", str(path)])
+    missing = tmp_path / "missing.yaml"
+    assert f"--config: {missing} does not exist" in one_line_error(
+        capsys, ["pretrain", "--config", str(missing)]
+    )
+
+
+def test_flags_override_the_config_file(shards, other_shards, tmp_path):
+    path = tmp_path / "run.yaml"
+    settings = {
+        "data": [str(shards)],
+        "out": str(tmp_path / "r"),
+        "preset": "tiny",
+        "lr": 0.01,
+        "max_steps": 50,
+        "warmup_steps": 10,
+        "model": {"n_layer": 3, "d_model": 96, "n_head": 6, "n_kv_head": 2},
+    }
+    path.write_text(yaml.safe_dump(settings))
+    cfg = load_pretrain_config(
+        path, {"max_steps": "70", "data": [f"{shards}:3", f"{other_shards}"], "model": {"n_layer": "5"}}
+    )
+    assert (cfg.lr, cfg.max_steps) == (0.01, 70)
+    assert [(s.path, s.weight) for s in cfg.data] == [(shards, 3.0), (other_shards, 1.0)]
+    model = cfg.build_model_config(vocab_size=320)
+    assert (model.n_layer, model.d_model, model.n_kv_head, model.max_seq_len) == (5, 96, 2, 256)
+
+
+def test_eval_errors_are_one_line(capsys, shards, tmp_path):
+    err = one_line_error(capsys, ["eval", str(tmp_path / "nothing"), "--data", str(shards)])
+    assert "is neither a checkpoint nor a run directory" in err
+    err = one_line_error(capsys, ["eval", str(tmp_path), "--data", str(shards), "--micro-batch-size", "0"])
+    assert "--micro-batch-size must be positive" in err

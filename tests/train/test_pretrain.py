@@ -1,0 +1,142 @@
+"""The training loop on the tiny preset: it learns, it resumes exactly, it refuses an inconsistent resume,
+accumulation and two-process DDP match one big batch."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from rich.console import Console
+from safetensors.torch import load_file
+
+from train.config import ConfigError, PretrainConfig
+from train.evaluate import evaluate_checkpoint
+from train.metrics import read_metrics
+from train.pretrain import pretrain
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: bitwise-repeatable reductions, and no fight over the CI machine's cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def settings(shards, out, **changes) -> PretrainConfig:
+    base = dict(
+        data=[str(shards)],
+        out=out,
+        preset="tiny",
+        seq_len=32,
+        micro_batch_size=4,
+        global_batch_size=8,
+        max_steps=30,
+        lr=3e-3,
+        min_lr=3e-4,
+        warmup_steps=3,
+        valid_fraction=0.05,
+        eval_every=10,
+        eval_samples=64,
+        log_every=1,
+        ckpt_every=10,
+        progress=False,
+        deterministic=True,
+    )
+    return PretrainConfig(**{**base, **changes})
+
+
+def run(cfg: PretrainConfig) -> dict:
+    return pretrain(cfg, console=Console(file=io.StringIO()))
+
+
+def train_losses(out) -> list[float]:
+    return [r["loss"] for r in read_metrics(out / "metrics.jsonl", "train")]
+
+
+def test_tiny_model_learns_and_reports(shards, tmp_path):
+    out = tmp_path / "run"
+    result = run(settings(shards, out))
+    losses = train_losses(out)
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 1.0
+    valid = read_metrics(out / "metrics.jsonl", "valid")
+    assert [r["step"] for r in valid] == [10, 20, 30]
+    assert valid[-1]["loss"] < valid[0]["loss"] and result["valid_loss"] == valid[-1]["loss"]
+    start = read_metrics(out / "metrics.jsonl", "start")[0]
+    assert "6·N + 12·L·d·T" in start["mfu_convention"] and start["peak_flops"] is None
+    step = read_metrics(out / "metrics.jsonl", "train")[-1]
+    assert step["mfu"] is None and step["tokens_per_s"] > 0 and step["consumed_samples"] == 240
+    assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_0000020", "step_0000030"]
+
+
+def test_a_resumed_run_repeats_the_uninterrupted_one_bitwise(shards, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run(settings(shards, straight, max_steps=16, ckpt_every=5))
+    first = run(settings(shards, resumed, max_steps=16, ckpt_every=5, stop_after=7))
+    assert first["step"] == 7 and (resumed / "checkpoints" / "step_0000007").is_dir()
+    run(settings(shards, resumed, max_steps=16, ckpt_every=5, resume=True))
+
+    assert train_losses(resumed) == train_losses(straight)  # exact float equality, every step
+    weights = [
+        load_file(out / "checkpoints" / "step_0000016" / "model.safetensors") for out in (straight, resumed)
+    ]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    kinds = [r["kind"] for r in read_metrics(resumed / "metrics.jsonl")]
+    assert kinds.count("resume") == 1 and kinds[-1] == "end"
+
+
+def test_resume_refuses_what_would_not_continue_the_same_run(shards, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="--resume: no checkpoint under"):
+        run(settings(shards, out, resume=True))
+    run(settings(shards, out, max_steps=4, warmup_steps=1))
+    with pytest.raises(ConfigError, match="already holds checkpoints; pass --resume"):
+        run(settings(shards, out, max_steps=4, warmup_steps=1))
+    with pytest.raises(ConfigError, match="--resume: lr is 0.001 but 0.003"):
+        run(settings(shards, out, max_steps=4, warmup_steps=1, lr=1e-3, resume=True))
+
+
+def test_gradient_accumulation_matches_one_larger_micro_batch(shards, tmp_path):
+    run(settings(shards, tmp_path / "accum", max_steps=6, micro_batch_size=2, eval_every=0))
+    run(settings(shards, tmp_path / "whole", max_steps=6, micro_batch_size=8, eval_every=0))
+    assert train_losses(tmp_path / "accum") == pytest.approx(train_losses(tmp_path / "whole"), rel=1e-5)
+
+
+def test_eval_of_a_checkpoint_reproduces_the_training_valid_loss(shards, tmp_path):
+    out = tmp_path / "run"
+    run(settings(shards, out, max_steps=5, eval_samples=10_000))
+    logged = read_metrics(out / "metrics.jsonl", "valid")[-1]
+    [result] = evaluate_checkpoint(out, [settings(shards, out).data[0]], split="valid", micro_batch_size=4)
+    assert result.tokens == logged["tokens"]
+    assert result.loss == pytest.approx(logged["loss"], rel=1e-6)
+    [whole] = evaluate_checkpoint(out, settings(shards, out).data, split="all", micro_batch_size=4)
+    assert whole.tokens > 10 * result.tokens
+
+
+def test_two_ddp_processes_match_one_process_with_accumulation(shards, tmp_path):
+    args = [
+        "--data", str(shards), "--preset", "tiny", "--seq-len", "32", "--micro-batch-size", "4",
+        "--global-batch-size", "8", "--max-steps", "4", "--warmup-steps", "1", "--log-every", "1", "--lr", "3e-3",
+        "--min-lr", "3e-4",
+        "--eval-every", "0", "--valid-fraction", "0.05", "--no-progress", "--device", "cpu",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        + ["-m", "train.cli", "pretrain", *args, "--out", str(tmp_path / "ddp")],
+        env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    run(settings(shards, tmp_path / "single", max_steps=4, warmup_steps=1, eval_every=0, deterministic=False))
+    ddp_start = read_metrics(tmp_path / "ddp" / "metrics.jsonl", "start")[0]
+    assert ddp_start["world_size"] == 2 and ddp_start["accum_steps"] == 1
+    assert train_losses(tmp_path / "ddp") == pytest.approx(train_losses(tmp_path / "single"), rel=1e-5)

@@ -1,0 +1,179 @@
+"""Checkpoints that are written atomically and resume a run exactly.
+
+A checkpoint is a directory `<out>/checkpoints/step_0000100/` holding
+- `model.safetensors`: the full (unsharded) weights, keyed as in an unwrapped `Transformer`;
+- `optimizer.pt`: AdamW's state keyed by parameter name (loads with `torch.load(weights_only=True)`);
+- `rng-rank00000.pt`, one per rank: the python, numpy, torch and CUDA generator states;
+- `state.json`: step, consumed samples (the data position), the run config, the model config and the
+  tokenizer's sha256; and a copy of `tokenizer.json`, so that a checkpoint is usable on its own.
+It is written under `.tmp-step_0000100/` and renamed once complete: renaming a directory is atomic, so
+a `step_*` directory is always whole, and an interrupted write leaves only a `.tmp-*` directory, which
+is ignored and removed by the next save. The learning rate is a function of the step (`optim.lr_at`),
+so the scheduler's state is the step itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+
+from train.distributed import DistEnv, barrier
+
+MODEL_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.pt"
+STATE_FILE = "state.json"
+_STEP_DIR = re.compile(r"step_(\d+)")
+# Prefixes that wrappers put in front of parameter names: torch.compile's and DDP's.
+_WRAPPER_PREFIXES = ("_orig_mod.", "module.")
+# Full (unsharded) state dicts gathered on CPU: the same files from one GPU, DDP or FSDP.
+_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def step_dir(root: Path, step: int) -> Path:
+    return root / f"step_{step:07d}"
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The complete checkpoint with the highest step under `root`, or None."""
+    found = [p for p in root.glob("step_*") if _STEP_DIR.fullmatch(p.name) and (p / STATE_FILE).is_file()]
+    return max(found, key=lambda p: int(p.name.split("_")[1]), default=None)
+
+
+def read_state(path: Path) -> dict:
+    """`state.json` of a checkpoint directory."""
+    return json.loads((path / STATE_FILE).read_text())
+
+
+def save_checkpoint(
+    root: Path,
+    step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict,
+    tokenizer_path: Path,
+    env: DistEnv,
+    keep: int,
+) -> Path:
+    """Write the checkpoint of `step` (every rank calls this), then keep only the newest `keep`."""
+    final = step_dir(root, step)
+    if final.exists():  # resumed from this very step: the state on disk is the state in memory
+        return final
+    tmp = root / f".tmp-{final.name}"
+    # Collective under FSDP: every rank takes part, rank 0 receives the full tensors.
+    weights = get_model_state_dict(model, options=_FULL)
+    optim_state = get_optimizer_state_dict(model, optimizer, options=_FULL)
+    if env.is_main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier(env)
+    torch.save(capture_rng(), tmp / f"rng-rank{env.rank:05d}.pt")
+    if env.is_main:
+        save_file({k: v.contiguous() for k, v in weights.items()}, tmp / MODEL_FILE)
+        torch.save(optim_state, tmp / OPTIMIZER_FILE)
+        shutil.copyfile(tokenizer_path, tmp / "tokenizer.json")
+        (tmp / STATE_FILE).write_text(json.dumps({"step": step, **state}, indent=2) + "\n")
+    barrier(env)
+    if env.is_main:
+        for path in tmp.iterdir():
+            _fsync(path)
+        os.rename(tmp, final)
+        _fsync(root)
+        _prune(root, keep)
+    barrier(env)
+    return final
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, env: DistEnv) -> dict:
+    """Restore weights, optimizer and this rank's RNG states from `path`; return its `state.json`."""
+    load_weights(path, model)
+    optim_state = torch.load(path / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
+    set_optimizer_state_dict(model, optimizer, optim_state, options=StateDictOptions(full_state_dict=True))
+    rng = path / f"rng-rank{env.rank:05d}.pt"
+    # A run resumed on more ranks than it was saved with: the new ranks keep their freshly seeded state.
+    if rng.is_file():
+        restore_rng(torch.load(rng, weights_only=True))
+    return read_state(path)
+
+
+def load_weights(path: Path, model: nn.Module) -> None:
+    """Load `model.safetensors` from a checkpoint directory (or the file itself) into `model`, strictly.
+
+    Keys saved from a compiled or DDP-wrapped model (`_orig_mod.`, `module.`) load too.
+    """
+    file = path / MODEL_FILE if path.is_dir() else path
+    weights = strip_wrapper_prefixes(load_file(file))
+    # set_model_state_dict reports unexpected keys but leaves missing ones at their random init.
+    missing = sorted(set(get_model_state_dict(model)) - set(weights))
+    if missing:
+        raise ValueError(
+            f"{file} lacks {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}: not this model's weights"
+        )
+    set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True, strict=True))
+
+
+def strip_wrapper_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Parameter names without the prefixes torch.compile and DDP add (anywhere in the name)."""
+    cleaned = {}
+    for key, value in state_dict.items():
+        parts = [p for p in key.split(".") if p + "." not in _WRAPPER_PREFIXES]
+        cleaned[".".join(parts)] = value
+    return cleaned
+
+
+def capture_rng() -> dict:
+    """Every generator a training step could draw from, in a form `torch.load(weights_only=True)` reads."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _prune(root: Path, keep: int) -> None:
+    """Delete all but the newest `keep` checkpoints, and temp directories of interrupted saves."""
+    complete = sorted(
+        (p for p in root.glob("step_*") if _STEP_DIR.fullmatch(p.name)),
+        key=lambda p: int(p.name.split("_")[1]),
+    )
+    for old in complete[:-keep]:
+        shutil.rmtree(old)
+    for stale in root.glob(".tmp-step_*"):
+        shutil.rmtree(stale)
+
+
+def _fsync(path: Path) -> None:
+    # A rename is only durable once the renamed files' data and the directory entry are on disk.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,33 @@
+"""AdamW with weight decay on matrices only, and the warmup + cosine learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def build_optimizer(
+    model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], fused: bool
+) -> torch.optim.AdamW:
+    """AdamW that decays every matrix (embeddings included) but no norm gain, as in GPT-2 and Llama."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
+
+
+def lr_at(step: int, lr: float, min_lr: float, warmup_steps: int, max_steps: int) -> float:
+    """Linear warmup from lr/warmup_steps to lr, then cosine decay to min_lr at max_steps.
+
+    A pure function of the step: a resumed run gets the same rate without any scheduler state.
+    """
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if max_steps <= warmup_steps:
+        return lr
+    progress = min(1.0, (step - warmup_steps) / (max_steps - warmup_steps))
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
