@@ -19,6 +19,7 @@ from rich.console import Console
 from curate.config import Pipeline
 from curate.dask_tasks import dask_client, run_tasks
 from curate.global_run import GlobalContext, GlobalResult, load_finished, save_finished
+from curate.part_files import remove_orphaned_temp_files
 from curate.planner import Segment, plan
 from curate.report import funnel_table, write_funnel_png
 from curate.shard_task import ShardTask, is_done, output_path, run_shard, stats_path
@@ -46,6 +47,7 @@ def run_pipeline(pipeline: Pipeline, console: Console | None = None) -> RunSumma
     started = time.time()
     out_dir = pipeline.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_orphaned_temp_files(out_dir)
     segments = plan(pipeline)
     shards = [(shard_id(p), p) for p in pipeline.input_files]
     processed = skipped = 0
@@ -71,6 +73,8 @@ def run_pipeline(pipeline: Pipeline, console: Console | None = None) -> RunSumma
             _run_partition_segment(client, todo, segment, pipeline.executor.retries, console)
             counters.extend(_segment_counters(segment, tasks))
 
+    # A task on a worker that died mid-write left its temp file; its retry wrote the real part.
+    remove_orphaned_temp_files(out_dir)
     check_funnel(counters)
     summary = {
         "pipeline": pipeline.path,

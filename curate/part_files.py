@@ -16,6 +16,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def remove_orphaned_temp_files(root: Path) -> int:
+    """Delete temp files that killed tasks left behind; call only while no task of this run writes."""
+    orphans = [p for p in root.rglob("*.tmp-*") if p.is_file()]
+    for path in orphans:
+        path.unlink()
+    return len(orphans)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex}")
