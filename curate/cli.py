@@ -14,7 +14,12 @@ from curate.stats import FunnelError
 
 # Modules that add one subcommand each: `add_command(subparsers)` registers a parser whose
 # `func(args, console) -> int` runs it.
-COMMAND_MODULES: list[str] = ["curate.cli_tokenize", "curate.cli_inspect", "curate.cli_train_classifier"]
+COMMAND_MODULES: list[str] = [
+    "curate.cli_tokenize",
+    "curate.cli_inspect",
+    "curate.cli_train_classifier",
+    "curate.cli_dedup",
+]
 
 
 def _load(args: argparse.Namespace):
