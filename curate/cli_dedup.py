@@ -1,21 +1,17 @@
 """`curate dedup INPUT --out DIR [--exact] [--fuzzy] [--verify] [--workers N]`: dedup an existing dataset.
 
 It writes a pipeline (`read_parquet` → `dedup_exact` and/or `dedup_fuzzy` → `write_parquet`) to
-`DIR/dedup.yaml` and runs it with the engine, so the run resumes, reports its funnel, keeps the
-dropped documents under `DIR/rejects/` and can be repeated or tuned with `curate run DIR/dedup.yaml`.
+`DIR/dedup.yaml` and runs it (see curate.dataset_commands); dropped documents go to `DIR/rejects/`.
 Neither `--exact` nor `--fuzzy` means both. Documents need an `id` column (curate's datasets have one).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
-import yaml
 from rich.console import Console
 
-from curate.config import load_pipeline
+from curate.dataset_commands import dataset_pipeline, write_and_run
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:
@@ -41,28 +37,14 @@ def pipeline_for(args: argparse.Namespace) -> dict:
     """The pipeline that `curate dedup` runs; options left unset keep the stages' defaults."""
     fuzzy = args.fuzzy or args.verify
     both = not (args.exact or fuzzy)
-    stages: list[dict] = [{"stage": "read_parquet"}]
+    stages: list[dict] = []
     if args.exact or both:
         stages.append({"stage": "dedup_exact"})
     if fuzzy or both:
         stages.append({"stage": "dedup_fuzzy", "verify": True} if args.verify else {"stage": "dedup_fuzzy"})
     stages.append({"stage": "write_parquet", "path": "dataset"})
-    # Absolute paths: the written file must mean the same thing when rerun from another directory.
-    return {
-        "input": {"paths": [os.path.abspath(args.input)]},
-        "output": {"dir": os.path.abspath(args.out), "rejects": True},
-        "executor": {"workers": args.workers} if args.workers else {},
-        "stages": stages,
-    }
+    return dataset_pipeline(args.input, args.out, args.workers, stages, rejects=True)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from curate.engine import run_pipeline  # imports dask
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "dedup.yaml"
-    header = "# Written by `curate dedup`; run it again with: curate run " + str(path) + "\n"
-    path.write_text(header + yaml.safe_dump(pipeline_for(args), sort_keys=False, allow_unicode=True))
-    run_pipeline(load_pipeline(path), console=console)
-    return 0
+    return write_and_run("dedup", pipeline_for(args), args.out, console)

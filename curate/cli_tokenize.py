@@ -1,19 +1,17 @@
 """`curate tokenize INPUT --out DIR (--tokenizer PATH | --vocab-size N)`: shards from an existing dataset.
 
-It writes a two-stage pipeline (`read_parquet` → `tokenize`) to `DIR/tokenize.yaml` and runs it with the
-engine, so the run resumes, reports its funnel and can be repeated with `curate run DIR/tokenize.yaml`.
+It writes a two-stage pipeline (`read_parquet` → `tokenize`) to `DIR/tokenize.yaml` and runs it (see
+curate.dataset_commands).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
-import yaml
 from rich.console import Console
 
-from curate.config import load_pipeline
+from curate.dataset_commands import dataset_pipeline, write_and_run
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:
@@ -42,22 +40,8 @@ def pipeline_for(args: argparse.Namespace) -> dict:
     for key in ("prefix", "shard_size", "encoder"):
         if getattr(args, key) is not None:
             stage[key] = getattr(args, key)
-    # Absolute paths: the written file must mean the same thing when rerun from another directory.
-    return {
-        "input": {"paths": [os.path.abspath(args.input)]},
-        "output": {"dir": os.path.abspath(args.out)},
-        "executor": {"workers": args.workers} if args.workers else {},
-        "stages": [{"stage": "read_parquet"}, stage],
-    }
+    return dataset_pipeline(args.input, args.out, args.workers, [stage], rejects=False)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from curate.engine import run_pipeline  # imports dask
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "tokenize.yaml"
-    header = "# Written by `curate tokenize`; run it again with: curate run " + str(path) + "\n"
-    path.write_text(header + yaml.safe_dump(pipeline_for(args), sort_keys=False, allow_unicode=True))
-    run_pipeline(load_pipeline(path), console=console)
-    return 0
+    return write_and_run("tokenize", pipeline_for(args), args.out, console)
