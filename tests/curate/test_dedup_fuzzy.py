@@ -19,7 +19,15 @@ from curate.config import load_pipeline
 from curate.dedup import components
 from curate.dedup.components import send_edges
 from curate.dedup.exchange import exchange
-from curate.dedup.minhash import permutations, resolve_device, signatures_numpy
+from curate.dedup.minhash import (
+    MERSENNE_61,
+    Permutations,
+    permutations,
+    resolve_device,
+    signatures,
+    signatures_numba,
+    signatures_numpy,
+)
 from curate.dedup.minhash_torch import signatures_torch
 from curate.dedup.normalize import normalize_fuzzy
 from curate.dedup.phases import PhaseRunner
@@ -145,6 +153,64 @@ def test_cuda_signatures_match_cpu():
     perms = permutations(112, 1)
     assert resolve_device("auto") == "cuda"
     assert np.array_equal(signatures_torch(shingles, perms, "cuda"), signatures_numpy(shingles, perms))
+
+
+def datasketch_formula(perms: Permutations, h: int) -> np.ndarray:
+    """datasketch's legacy permutation of one 32-bit input, in Python integers."""
+    values = [
+        ((int(a) * h + int(b)) % (1 << 64)) % MERSENNE_61 & 0xFFFFFFFF
+        for a, b in zip(perms.a, perms.b, strict=True)
+    ]
+    return np.array(values, dtype=np.uint32)
+
+
+def test_every_kernel_computes_the_formula_at_the_reduction_edges():
+    """Permutations (h = 8) whose x = a * h + b covers every edge of the reduction mod p = 2^61 - 1:
+    x >> 61 from 0 to 7, and x & p at and around p - (x >> 61), where subtracting p once flips."""
+    p = MERSENNE_61
+    xs = [
+        k * (1 << 61) + low
+        for k in range(8)
+        for low in sorted({p - k - 1, p - k, p - k + 1, p, 0, 1, 1 << 31, (1 << 32) - 1, 1 << 32})
+        if low <= p
+    ]
+    # a < 2^61 and b < 2^61, as datasketch draws them.
+    perms = Permutations(
+        a=np.array([x // 8 for x in xs], dtype=np.uint64),
+        b=np.array([x % 8 for x in xs], dtype=np.uint64),
+    )
+    # Only the 32 low bits of a shingle hash are an input; the second document takes a minimum of two.
+    shingles = Shingles(
+        hashes=np.array([(123 << 32) | 8, 8, 0xFFFFFFFF], dtype=np.uint64), counts=np.array([1, 2])
+    )
+    expected = np.stack(
+        [
+            datasketch_formula(perms, 8),
+            np.minimum(datasketch_formula(perms, 8), datasketch_formula(perms, 0xFFFFFFFF)),
+        ]
+    )
+    kernels = {
+        "numpy": signatures_numpy(shingles, perms),
+        "numba": signatures_numba(shingles, perms),
+        "torch eager": signatures_torch(shingles, perms, "cpu"),
+    }
+    if torch.cuda.is_available():
+        kernels["cuda"] = signatures_torch(shingles, perms, "cuda")
+    for name, got in kernels.items():
+        assert np.array_equal(got, expected), name
+
+
+@pytest.mark.parametrize("num_perm", [112, 260])
+def test_cpu_path_gives_the_reference_signatures(num_perm):
+    """The compiled CPU loop (what `signatures` runs on CPU) against the numpy reference, documents
+    without shingles and long ones included."""
+    shingles = random_shingles(np.random.default_rng(num_perm + 1), [5, 0, 1, 700, 33, 0, 2000, 1])
+    perms = permutations(num_perm, 7)
+    expected = signatures_numpy(shingles, perms)
+    assert np.array_equal(signatures(shingles, perms, "cpu"), expected)
+    assert np.array_equal(signatures_numba(shingles, perms), expected)
+    empty = Shingles(hashes=np.zeros(0, dtype=np.uint64), counts=np.zeros(0, dtype=np.int64))
+    assert signatures(empty, perms, "cpu").shape == (0, num_perm)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU behaviour")
