@@ -114,7 +114,8 @@ def parallelize(model: nn.Module, env: DistEnv, strategy: str, compile: bool, bf
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [env.local_rank] if env.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=device_ids)
+        # Gradients as views into the all-reduce buckets: no copy in and out of the buckets each step.
+        return DistributedDataParallel(model, device_ids=device_ids, gradient_as_bucket_view=True)
     return model
 
 

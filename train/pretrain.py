@@ -35,7 +35,7 @@ from train.distributed import (
 )
 from train.evaluate import evaluate_loss
 from train.metrics import MFU_CONVENTION, MetricsLog, flops_per_token, peak_flops, plot_loss_curve
-from train.model import Transformer, count_params
+from train.model import Transformer, attention_kernels, count_params
 from train.optim import build_optimizer, lr_at
 
 
@@ -172,7 +172,7 @@ def _pretrain(cfg: PretrainConfig, env: DistEnv, console: Console) -> dict:
                 batch = load_batch(data.train, chunk, data.vocab_size)
                 batch = batch.pin_memory().to(env.device, non_blocking=True) if cuda else batch
                 with gradient_sync(model, micro == accum_steps - 1):
-                    with autocast:
+                    with autocast, attention_kernels(env.device):
                         loss = model(batch[:, :-1], batch[:, 1:])
                     (loss / accum_steps).backward()
                 loss_sum += loss.detach()
