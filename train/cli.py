@@ -143,12 +143,92 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- finetune, export, import: train/finetune/ and train/export.py ----------------------------------------
+# Flags that belong to one finetuning method only.
+_FINETUNE_METHOD_ONLY = {"pack": "sft", "beta": "dpo"}
+
+
+def add_finetune_commands(sub: argparse._SubParsersAction) -> None:
+    from train.export import DTYPES
+    from train.finetune.config import FinetuneConfig
+
+    parser = sub.add_parser(
+        "finetune", help="finetune a checkpoint (SFT or DPO, full or LoRA); merge an adapter"
+    )
+    methods = parser.add_subparsers(dest="method", required=True, parser_class=_OneLineParser)
+    for method, help_text in (
+        ("sft", "supervised finetuning on chat or prompt/response JSONL; the loss on the responses"),
+        ("dpo", "direct preference optimization on prompt/chosen/rejected JSONL"),
+    ):
+        command = methods.add_parser(method, help=help_text, argument_default=argparse.SUPPRESS)
+        for name, field in FinetuneConfig.model_fields.items():
+            if name != "method" and _FINETUNE_METHOD_ONLY.get(name, method) == method:
+                _add_field_flag(command, name, field)
+        command.set_defaults(func=cmd_finetune)
+    merge = methods.add_parser("merge", help="fold a saved LoRA adapter into its base: a normal checkpoint")
+    merge.add_argument("adapter", type=Path, help="the adapter directory of a LoRA run (RUN/adapter)")
+    merge.add_argument("--out", type=Path, required=True, help="run directory for the merged checkpoint")
+    merge.set_defaults(func=cmd_finetune_merge)
+
+    export = sub.add_parser("export", help="write a checkpoint as a Hugging Face Llama directory")
+    export.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="a checkpoint directory, or a run directory (its newest)",
+    )
+    export.add_argument("--hf", type=Path, required=True, help="the directory to write")
+    export.add_argument("--dtype", choices=list(DTYPES), help="tensor dtype (default: the checkpoint's)")
+    export.add_argument(
+        "--eos-token", help="end token of a checkpoint without tokenizer_config.json (default <|endoftext|>)"
+    )
+    export.set_defaults(func=cmd_export)
+
+    imported = sub.add_parser("import", help="a Hugging Face Llama directory as a checkpoint")
+    imported.add_argument("--hf", type=Path, required=True, help="the model directory (config.json, ...)")
+    imported.add_argument("--out", type=Path, required=True, help="run directory for the checkpoint")
+    imported.set_defaults(func=cmd_import)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from train.finetune.config import load_finetune_config
+    from train.finetune.loop import finetune
+
+    finetune(load_finetune_config({k: v for k, v in vars(args).items() if k not in ("command", "func")}))
+    return 0
+
+
+def cmd_finetune_merge(args: argparse.Namespace) -> int:
+    from train.finetune.lora import merge_adapter
+
+    print(f"checkpoint {merge_adapter(args.adapter, args.out)}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from train.export import export_checkpoint
+
+    print(f"wrote {export_checkpoint(args.checkpoint, args.hf, args.dtype, args.eos_token)}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from train.export import import_checkpoint
+
+    print(f"checkpoint {import_checkpoint(args.hf, args.out)}")
+    return 0
+
+
+# --- end of finetune, export, import ----------------------------------------------------------------------
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _OneLineParser(prog="train", description="Train and serve models on curate's shards.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     sub.add_parser("env", help="show torch and the available devices").set_defaults(func=cmd_env)
     add_pretrain_command(sub)
     add_eval_command(sub)
+    add_finetune_commands(sub)  # finetune, export, import
     args = parser.parse_args(argv)
     try:
         return args.func(args)

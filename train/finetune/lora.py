@@ -1,0 +1,169 @@
+"""LoRA: trainable low-rank adapters on chosen linear layers of a frozen model (Hu et al., 2021).
+
+A target layer y = x W₀ᵀ becomes y = x W₀ᵀ + (α/r) · dropout(x) Aᵀ Bᵀ, with A [r, in] Kaiming-uniform
+(as PEFT) and B [out, r] zero, so training starts exactly at the base model. Only A and B train; the
+adapted model's parameters are `….base_weight` (frozen W₀), `….lora_a` and `….lora_b`.
+
+An adapter is saved alone: `adapter_model.safetensors` (A and B), `adapter_config.json` (the settings,
+the `state.json` a merge writes, which names the base checkpoint) and the chat template's
+`tokenizer_config.json`. Merging folds W₀ + (α/r)·B A into plain layers and writes a normal checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from curate.part_files import atomic_write_text
+from train.checkpoint import load_weights, read_state
+from train.finetune.chat_template import TOKENIZER_CONFIG_FILE, write_tokenizer_config
+from train.finetune.save import save_model_checkpoint
+from train.model import ModelConfig, Transformer
+
+# Target names → the layers of a `train.model.Block` they adapt.
+TARGETS = {
+    "q": ("attn", "wq"),
+    "k": ("attn", "wk"),
+    "v": ("attn", "wv"),
+    "o": ("attn", "wo"),
+    "gate": ("ffn", "w_gate"),
+    "up": ("ffn", "w_up"),
+    "down": ("ffn", "w_down"),
+}
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+class LoRASettings(BaseModel):
+    """Shape of the adapters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rank: int = Field(gt=0, description="Rank r of B A.")
+    alpha: float = Field(gt=0, description="The update is scaled by alpha / rank.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter branch's input.")
+    targets: list[str] = Field(description="Layers adapted in every block (keys of TARGETS).")
+
+
+class LoRALinear(nn.Module):
+    """A frozen bias-free linear layer plus a trainable low-rank update.
+
+    train.model uses a layer in two ways, and both see the update: calling it, and reading its `weight`
+    (the fused q/k/v and gate/up matmuls of `Attention` and `SwiGLU` read the weights of their layers).
+    `weight` is W₀ + (α/r)·B A; a call computes the same without forming it, plus the input dropout.
+    Dropout therefore acts only through calls: the finetuning forward (`packing.packed_logits`) calls
+    every layer, and out of training (eval mode) the two ways agree exactly.
+    """
+
+    def __init__(self, base: nn.Linear, settings: LoRASettings) -> None:
+        super().__init__()
+        if base.bias is not None:
+            raise ValueError("LoRA here adapts bias-free linear layers, as train.model's are")
+        self.base_weight = base.weight  # the base's Parameter itself, frozen: no copy
+        self.base_weight.requires_grad_(False)
+        factory = dict(device=base.weight.device, dtype=base.weight.dtype)
+        self.lora_a = nn.Parameter(torch.empty(settings.rank, base.in_features, **factory))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, settings.rank, **factory))
+        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+        self.scaling = settings.alpha / settings.rank
+        self.dropout = nn.Dropout(settings.dropout)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.base_weight + self.scaling * (self.lora_b @ self.lora_a)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        update = F.linear(F.linear(self.dropout(x), self.lora_a), self.lora_b)
+        return F.linear(x, self.base_weight) + update * self.scaling
+
+    def merged(self) -> nn.Linear:
+        """A plain linear layer with weight W₀ + (α/r)·B A."""
+        out_features, in_features = self.base_weight.shape
+        factory = dict(device=self.base_weight.device, dtype=self.base_weight.dtype)
+        linear = nn.Linear(in_features, out_features, bias=False, **factory)
+        with torch.no_grad():
+            linear.weight.copy_(self.weight)
+        return linear
+
+
+def _target_layers(model: Transformer, targets: list[str]):
+    for block in model.blocks:
+        for target in targets:
+            parent, name = TARGETS[target]
+            yield getattr(block, parent), name
+
+
+def apply_lora(model: Transformer, settings: LoRASettings) -> None:
+    """Freeze every weight of `model` and put adapters on the target layers of every block."""
+    model.requires_grad_(False)
+    for parent, name in _target_layers(model, settings.targets):
+        setattr(parent, name, LoRALinear(getattr(parent, name), settings))
+
+
+def merge_lora(model: Transformer) -> None:
+    """Fold every adapter into its layer: `model` becomes a plain Transformer again, all trainable."""
+    for parent, name in _target_layers(model, list(TARGETS)):
+        layer = getattr(parent, name)
+        if isinstance(layer, LoRALinear):
+            setattr(parent, name, layer.merged())
+    model.requires_grad_(True)
+
+
+def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The adapters' tensors, by their names in the model."""
+    return {k: v for k, v in model.state_dict().items() if ".lora_" in k}
+
+
+def save_adapter(
+    directory: Path,
+    model: Transformer,
+    settings: LoRASettings,
+    state: dict,
+    tokenizer_config: dict,
+    step: int,
+) -> Path:
+    """Write the adapters of `model` to `directory`; `state` is the `state.json` a merge will write
+    (see `save.finetuned_state`: it names the base checkpoint)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in adapter_state_dict(model).items()}
+    save_file(weights, directory / ADAPTER_WEIGHTS)
+    config = {"lora": settings.model_dump(), "step": step, "state": state}
+    atomic_write_text(directory / ADAPTER_CONFIG, json.dumps(config, indent=2) + "\n")
+    write_tokenizer_config(directory, tokenizer_config)
+    return directory
+
+
+def load_adapted_model(adapter_dir: Path) -> tuple[Transformer, dict]:
+    """The base model of a saved adapter with the adapter applied, and the adapter's config."""
+    config = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())
+    base = Path(config["state"]["base"])
+    if not (base / "state.json").is_file():
+        raise FileNotFoundError(f"{adapter_dir}: its base checkpoint {base} is not there any more")
+    state = read_state(base)
+    if state["tokenizer_sha256"] != config["state"]["tokenizer_sha256"]:
+        raise ValueError(f"{adapter_dir}: the checkpoint at {base} is not the one the adapter was trained on")
+    model = Transformer(ModelConfig(**state["model"]))
+    load_weights(base, model)
+    apply_lora(model, LoRASettings(**config["lora"]))
+    weights = load_file(adapter_dir / ADAPTER_WEIGHTS)
+    if set(weights) != set(adapter_state_dict(model)):
+        raise ValueError(f"{adapter_dir / ADAPTER_WEIGHTS} does not hold the adapters its config describes")
+    model.load_state_dict(weights, strict=False)
+    return model, config
+
+
+def merge_adapter(adapter_dir: Path, out: Path) -> Path:
+    """Fold a saved adapter into its base and write the result as a normal checkpoint under `out`."""
+    model, config = load_adapted_model(adapter_dir)
+    merge_lora(model)
+    state = {**config["state"], "adapter": str(adapter_dir.resolve())}
+    tokenizer_config = json.loads((adapter_dir / TOKENIZER_CONFIG_FILE).read_text())
+    tokenizer_json = Path(config["state"]["base"]) / "tokenizer.json"
+    return save_model_checkpoint(out, config["step"], model, state, tokenizer_json, tokenizer_config)
