@@ -222,6 +222,20 @@ def cmd_import(args: argparse.Namespace) -> int:
 # --- end of finetune, export, import ----------------------------------------------------------------------
 
 
+# --- serve, generate: train/serve/ ---------------------------------------------------------------------------
+
+
+def add_serve_commands(sub: argparse._SubParsersAction) -> None:
+    # Imported here: the server's dependencies load only for these commands.
+    from train.serve.cli import add_generate_command, add_serve_command
+
+    add_serve_command(sub)
+    add_generate_command(sub)
+
+
+# --- end of serve, generate ----------------------------------------------------------------------------------
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _OneLineParser(prog="train", description="Train and serve models on curate's shards.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
@@ -229,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     add_pretrain_command(sub)
     add_eval_command(sub)
     add_finetune_commands(sub)  # finetune, export, import
+    add_serve_commands(sub)  # serve, generate
     args = parser.parse_args(argv)
     try:
         return args.func(args)

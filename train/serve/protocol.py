@@ -1,0 +1,137 @@
+"""The request bodies of the OpenAI-compatible API, validated strictly: unknown fields and wrong types are
+400s, as OpenAI answers them. Fields past OpenAI's (top_k, min_p, repetition_penalty, ignore_eos) follow
+vLLM's names, for clients that pass them through `extra_body`."""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from train.serve.sampling_params import SamplingParams
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's format: {"error": {"message", "type", "param", "code"}}."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class StreamOptions(_Strict):
+    include_usage: bool = False
+
+
+class _GenerationRequest(_Strict):
+    model: str
+    n: int = Field(1, ge=1, le=16, description="Choices per prompt; choice i uses seed + i.")
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    user: str | None = Field(None, description="Accepted and not used.")
+    top_k: int = Field(0, ge=0)
+    min_p: float = Field(0.0, ge=0, le=1)
+    repetition_penalty: float = Field(1.0, gt=0)
+    ignore_eos: bool = False
+
+    @field_validator("frequency_penalty", "presence_penalty")
+    @classmethod
+    def _no_penalty(cls, value: float) -> float:
+        if value != 0:
+            raise ValueError("only 0 is supported; use repetition_penalty")
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_not_empty(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is not None and "" in ([value] if isinstance(value, str) else value):
+            raise ValueError("stop strings must not be empty")
+        return value
+
+    def sampling_params(self, max_tokens: int | None, logprobs: int | None, choice: int) -> SamplingParams:
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            repetition_penalty=self.repetition_penalty,
+            seed=None if self.seed is None else self.seed + choice,
+            stop=[self.stop] if isinstance(self.stop, str) else self.stop or [],
+            ignore_eos=self.ignore_eos,
+            logprobs=logprobs,
+        )
+
+
+class CompletionRequest(_GenerationRequest):
+    prompt: str | list[str] | list[int] | list[list[int]]
+    max_tokens: int | None = Field(16, ge=1, description="OpenAI's default for completions is 16.")
+    logprobs: int | None = Field(None, ge=0, le=5)
+
+
+class TextPart(_Strict):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(_Strict):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+    def text(self) -> str:
+        return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+
+
+class ChatCompletionRequest(_GenerationRequest):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1, description="Deprecated by OpenAI for max_completion_tokens.")
+    max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+
+
+_Request = TypeVar("_Request", bound=BaseModel)
+
+
+def parse_request(model: type[_Request], body: bytes) -> _Request:
+    """The validated request, or a 400 ApiError naming the first bad field."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as err:
+        errors = err.errors()
+        first = errors[0]
+        param = str(first["loc"][0]) if first["loc"] else None
+        if first["type"] == "json_invalid":
+            message = f"The body of the request is not valid JSON: {first['msg']}"
+        elif first["type"] == "extra_forbidden":
+            message = f"Unrecognized request argument supplied: {param}"
+        elif first["type"] == "missing":
+            message = f"Missing required parameter: '{'.'.join(map(str, first['loc']))}'"
+        else:
+            # A union (prompt, stop, content) reports one error per alternative it tried.
+            same = sorted(
+                {e["msg"].removeprefix("Value error, ") for e in errors if e["loc"][:1] == first["loc"][:1]}
+            )
+            message = f"Invalid value for '{param}': {'; or '.join(same)}"
+        raise ApiError(400, message, param=param) from None
