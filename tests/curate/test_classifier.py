@@ -1,11 +1,13 @@
 """classifier and `curate train-classifier`: a model trained on a synthetic labeled set, threshold and
-Pareto keeping that do not depend on batching, NeMo's keep rate, and the training command's outputs."""
+Pareto keeping that do not depend on batching, NeMo's keep rate, a missing or corrupt model caught by
+`curate validate`, and the training command's outputs (on synthetic data and on the sample's run)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,10 +15,13 @@ import pytest
 from pydantic import ValidationError
 from rich.console import Console
 
-from curate import cli_train_classifier
+from curate import cli, cli_train_classifier
+from curate.config import PipelineConfigError, load_pipeline
+from curate.file_hash import file_sha256
 from curate.quality_model import TrainConfig, load_examples, train
 from curate.registry import lookup
 from curate.stages.classifier import DROP_REASON, Classifier, pareto_draws
+from tests.conftest import SAMPLES
 
 SUBJECTS = ["The council", "Our research team", "The museum", "A local farmer", "The new study", "The author"]
 VERBS = ["explained", "described", "examined", "documented", "compared", "summarised"]
@@ -146,6 +151,61 @@ def test_missing_model_or_id_column_is_an_error(model_path, docs):
         stage.process(docs.drop(columns="id"))
 
 
+def classifier_pipeline(write_pipeline, **classifier) -> Path:
+    return write_pipeline(
+        {
+            "input": {"paths": [str(SAMPLES / "crawl-00.warc.gz")]},
+            "output": {"dir": "out"},
+            "stages": [{"stage": "warc_ingest"}, {"stage": "classifier", **classifier}],
+        }
+    )
+
+
+def damaged(model_path: str, tmp_path, how: str) -> str:
+    data = Path(model_path).read_bytes()
+    path = tmp_path / f"{how}.bin"
+    # A model cut in half can crash fastText's loader (a segfault, seen with .ftz files): the layout check comes first.
+    path.write_bytes(
+        {"truncated": data[: len(data) // 2], "cut_short": data[:-40], "not_fasttext": b"<html>"}[how]
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "how, error",
+    [
+        ("missing", "does not exist"),
+        ("truncated", "not a usable fastText model .truncated"),
+        ("cut_short", "not a usable fastText model .truncated"),
+        ("not_fasttext", "not a usable fastText model .not a fastText model"),
+    ],
+)
+def test_missing_or_corrupt_model_is_a_one_line_config_error(
+    model_path, tmp_path, write_pipeline, capsys, how, error
+):
+    path = str(tmp_path / "none.bin") if how == "missing" else damaged(model_path, tmp_path, how)
+    pipeline = classifier_pipeline(write_pipeline, model_path=path)
+    with pytest.raises(
+        PipelineConfigError, match=rf"stages\[1\] \(classifier\): key 'model_path': .*{error}"
+    ) as err:
+        load_pipeline(pipeline)
+    assert "\n" not in str(err.value)
+    # `curate validate` reports it and exits 2, before any work.
+    assert cli.main(["validate", str(pipeline)]) == 2
+    assert "key 'model_path'" in capsys.readouterr().err
+
+
+def test_model_without_the_label_or_with_another_hash_is_a_config_error(model_path, write_pipeline):
+    with pytest.raises(
+        PipelineConfigError, match=r"key 'label': .*has no label 'good'; its labels: __label__"
+    ):
+        load_pipeline(classifier_pipeline(write_pipeline, model_path=model_path, label="good"))
+    with pytest.raises(PipelineConfigError, match=r"key 'model_sha256': .*a different or damaged model"):
+        load_pipeline(classifier_pipeline(write_pipeline, model_path=model_path, model_sha256="0" * 64))
+    sha = file_sha256(Path(model_path))
+    assert load_pipeline(classifier_pipeline(write_pipeline, model_path=model_path, model_sha256=sha))
+
+
 def train_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     cli_train_classifier.add_command(parser.add_subparsers())
@@ -205,3 +265,31 @@ def test_train_classifier_from_positive_and_negative_datasets(tmp_path):
         )
         == 2
     )
+
+
+def test_train_classifier_on_the_sample_run(web_run, tmp_path):
+    """scripts/train_sample_classifier.sh's recipe on web.yaml's output: kept docs hq, filter rejects lq."""
+    out = web_run.output_dir
+    negatives = [
+        flag
+        for stage in ("gopher_repetition", "gopher_quality", "c4", "fineweb")
+        if (out / "rejects" / stage).is_dir()
+        for flag in ("--negative", str(out / "rejects" / stage))
+    ]
+    assert negatives, "the sample has pages the heuristic filters drop"
+    flags = ["--positive", str(out / "dataset"), *negatives, "--valid-fraction", "0.2", "--dim", "8"]
+    flags += ["--bucket", "10000", "--quantize"]
+    for name in ("a", "b"):
+        assert train_command([*flags, "--out", str(tmp_path / name / "quality.ftz")]) == 0
+    model = tmp_path / "a" / "quality.ftz"
+    assert model.read_bytes() == (tmp_path / "b" / "quality.ftz").read_bytes(), "same inputs, same model"
+    report = json.loads((tmp_path / "a" / "quality.metrics.json").read_text())
+    kept = sum(len(pd.read_parquet(p)) for p in (out / "dataset").glob("*.parquet"))
+    assert report["train"]["hq"] + report["valid"]["hq"]["support"] == kept
+    assert report["train"]["lq"] >= 1 and report["valid"]["documents"] >= 1
+    assert report["model_sha256"] == file_sha256(model)
+    # The stage accepts it: it validates (layout, load, label) and scores every kept document.
+    stage = Classifier(Classifier.Config(model_path=str(model), model_sha256=report["model_sha256"]))
+    dataset = pd.concat(pd.read_parquet(p) for p in sorted((out / "dataset").glob("*.parquet")))
+    scores = stage.score(dataset.reset_index(drop=True))["quality_score"]
+    assert len(scores) == kept and scores.between(0, 1).all()

@@ -1,11 +1,15 @@
 """pii: recall on a labeled snippet set, nothing left behind, the four modes, language routing, long
-documents in chunks, and no network use (a missing model is an error, never a download)."""
+documents in chunks, NER only where a name can be, and no network use (a missing model is an error,
+never a download; a process with no network runs the stage and tries nothing)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
+import subprocess
+import sys
 from collections import Counter
 
 import pandas as pd
@@ -14,7 +18,7 @@ from pydantic import ValidationError
 
 from curate.config import PipelineConfigError, load_pipeline
 from curate.registry import lookup
-from curate.stages.pii import Pii, resolve_overlaps, split_chunks
+from curate.stages.pii import Pii, _linewise_phone_recognizer, name_segments, resolve_overlaps, split_chunks
 from tests.conftest import REPO
 
 SNIPPETS = [json.loads(line) for line in (REPO / "tests" / "data" / "pii_snippets.jsonl").open()]
@@ -192,6 +196,43 @@ def test_split_chunks_cuts_at_paragraph_then_line_then_word_breaks():
     assert [off for off, _ in pieces] == [0, 302, 603, 904, 1_904]
 
 
+def test_ner_reads_only_sentences_that_may_hold_a_name(ner_stage):
+    text = (
+        "The weather was fine. Yesterday Maria Lopez called.\nIt rained, and we stayed in. "
+        "Dr. Chen agreed! 東京で田中さんに会った。"
+    )
+    # Sentences whose only capitals open them ("The", "It") are skipped; caseless scripts are kept.
+    assert [text[s:e] for s, e in name_segments(text)] == [
+        "Yesterday Maria Lopez called.",
+        "Dr. Chen agreed! 東京で田中さんに会った。",
+    ]
+    # A name that opens a sentence is still found, with or without the sentence filter.
+    text = "Maria Lopez called on Monday. The rest of the day was quiet."
+    for stage in (ner_stage, Pii(Pii.Config(ner_sentences="all"))):
+        assert (
+            redact(stage, [text], ["en"])["text"][0]
+            == "<PERSON> called on Monday. The rest of the day was quiet."
+        )
+
+
+def test_phone_numbers_found_line_by_line_as_in_the_whole_text():
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    regions = tuple(Pii.Config().phone_regions)
+    linewise, whole = _linewise_phone_recognizer(regions), PhoneRecognizer(supported_regions=regions)
+    texts = ["\n".join(s["text"] for s in SNIPPETS[i : i + 6]) for i in range(0, len(SNIPPETS), 6)]
+    texts.append("Call 020\n7946 0958, or +49 30 1234567 ext. 12\n(415) 555-0132 in 2024.")
+    found = 0
+    for text in texts:
+        spans = [
+            {(r.start, r.end, r.score) for r in rec.analyze(text, ["PHONE_NUMBER"])}
+            for rec in (linewise, whole)
+        ]
+        assert spans[0] == spans[1], text
+        found += len(spans[0])
+    assert found >= 80
+
+
 def test_empty_batch_has_the_count_columns(regex_stage):
     kept = regex_stage.process(pd.DataFrame({"id": pd.Series(dtype=str), "text": pd.Series(dtype=str)})).kept
     assert kept.empty and kept["pii_email_address_count"].dtype == "int64"
@@ -234,3 +275,63 @@ def test_missing_model_is_a_config_error_not_a_download(monkeypatch, write_pipel
     with pytest.raises(ValidationError, match="PERSON needs NER"):
         Pii.Config(regex_only=True, entities=["EMAIL_ADDRESS", "PERSON"])
     assert lookup("pii") is Pii
+
+
+# Installed through PYTHONPATH into the child interpreter: no name resolves, no socket connects, and
+# every attempt is logged to stderr.
+SITECUSTOMIZE = """
+import socket
+import sys
+
+
+def _refuse(name):
+    def refuse(*args, **kwargs):
+        print(f"NETWORK ATTEMPT {name} {args!r}", file=sys.stderr, flush=True)
+        raise OSError(f"network disabled by the test ({name})")
+
+    return refuse
+
+
+socket.getaddrinfo = _refuse("getaddrinfo")
+socket.socket.connect = _refuse("connect")
+socket.socket.connect_ex = _refuse("connect_ex")
+"""
+RUN_STAGE = """
+import json, logging, sys, urllib.request
+import pandas as pd
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+from curate.stages.pii import Pii
+
+stage = Pii(Pii.Config())
+text = "Ask Maria Lopez at maria.lopez@example.co.uk; the gateway is 198.51.100.23 or 2001:db8::17."
+print(json.dumps(stage.process(pd.DataFrame({"id": ["a"], "text": [text], "lang": ["en"]})).kept["text"][0]))
+print("=== control: a download must be blocked and logged ===", file=sys.stderr, flush=True)
+try:
+    urllib.request.urlopen("https://publicsuffix.org/list/public_suffix_list.dat", timeout=5)
+except OSError as err:
+    print(f"control download failed: {type(err).__name__}", file=sys.stderr)
+"""
+
+
+def test_runs_offline_with_no_download_attempt(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]),
+        **{name: closed for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")},
+        "NO_PROXY": "",
+        "no_proxy": "",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_STAGE], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (
+        json.loads(proc.stdout)
+        == "Ask <PERSON> at <EMAIL_ADDRESS>; the gateway is <IP_ADDRESS> or <IP_ADDRESS>."
+    )
+    stage_log, control_log = proc.stderr.split("=== control", 1)
+    assert "NETWORK ATTEMPT" not in stage_log and "download" not in stage_log.lower(), stage_log[-3000:]
+    # The harness does catch a download: the same process's control request is refused and logged.
+    assert "NETWORK ATTEMPT" in control_log and "control download failed" in control_log
