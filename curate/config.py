@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from curate import registry
+from curate.backend import cudf_problem
 from curate.stage import Stage, StageConfig, stage_params
 
 
@@ -64,7 +65,10 @@ class PipelineSchema(_Strict):
     input: InputConfig
     output: OutputConfig
     executor: ExecutorConfig = ExecutorConfig()
-    backend: Literal["auto", "pandas", "cudf"] = Field("auto", description="Batch type inside tasks.")
+    backend: Literal["auto", "pandas", "cudf"] = Field(
+        "auto",
+        description="Where the dedup phases run: pandas/numpy, or cuDF/CuPy on a GPU (curate.backend).",
+    )
     stages: list[dict[str, Any]] = Field(min_length=1, description="Ordered stage list.")
 
 
@@ -191,11 +195,8 @@ def load_pipeline(path: str | os.PathLike) -> Pipeline:
     for i, spec in enumerate(stages[1:], start=1):
         if spec.cls.kind == "source":
             fail(f"stages[{i}] ({spec.id}): a source stage can only be first")
-    if schema.backend == "cudf":
-        try:
-            import cudf  # noqa: F401
-        except ImportError:
-            fail("key 'backend': 'cudf' needs cuDF installed; use 'auto' to fall back to pandas")
+    if schema.backend == "cudf" and (problem := cudf_problem()) is not None:
+        fail(f"key 'backend': 'cudf' cannot run here: {problem}; use 'auto' to fall back to pandas")
 
     address = schema.executor.address
     if address is not None and "://" not in address:

@@ -161,6 +161,7 @@ def _run_global(
         console=console,
         retries=pipeline.executor.retries,
         pipeline_sha256=pipeline.file_sha256,
+        backend=pipeline.backend,
     )
     result = spec.cls(spec.config).run(ctx)
     save_finished(work_dir, segment.fingerprint, result)

@@ -38,6 +38,7 @@ class GlobalContext:
     console: Console
     retries: int
     pipeline_sha256: str  # recorded by stages whose outputs outlive the run (shard metadata)
+    backend: str = "pandas"  # the pipeline's `backend`, resolved on each worker (curate.backend)
 
     def output_part(self, shard_id: str) -> Path:
         """Where the part for `shard_id` goes, for the next segment to read."""

@@ -16,19 +16,23 @@ Curator uses) make that miss rare for the usual cluster of copies of one page.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
+from curate.backend import PANDAS, Backend
 from curate.dedup.hashing import CHAIN_START, chain
 
 BUCKET_SCHEMA = {"band": "uint16", "bucket": "uint64", "key": "str"}
 
 
-def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """(docs, bands) uint64 bucket keys of (docs, bands * rows) signatures."""
-    keys = np.empty((len(signatures), bands), dtype=np.uint64)
+def band_keys(signatures: Any, bands: int, rows: int, xp: Any = np) -> Any:
+    """(docs, bands) uint64 bucket keys of (docs, bands * rows) signatures, in array module `xp`
+    (numpy, or CuPy for signatures on a GPU: the same wrapping uint64 arithmetic)."""
+    keys = xp.empty((len(signatures), bands), dtype=np.uint64)
     for band in range(bands):
-        state = chain(np.full(len(signatures), CHAIN_START, dtype=np.uint64), np.full(1, band))
+        state = chain(xp.full(len(signatures), CHAIN_START, dtype=np.uint64), xp.full(1, band))
         for column in range(band * rows, (band + 1) * rows):
             state = chain(state, signatures[:, column])
         keys[:, band] = state
@@ -47,19 +51,19 @@ def bucket_rows(doc_keys: np.ndarray, keys: np.ndarray) -> pd.DataFrame:
     )
 
 
-def candidate_pairs(rows: pd.DataFrame, anchors: int) -> pd.DataFrame:
-    """Distinct (a, b) pairs, a > b, linking each bucket group's members to its `anchors` smallest keys."""
-    shared = rows[rows.duplicated(["band", "bucket"], keep=False)]
-    shared = shared.drop_duplicates().sort_values(["band", "bucket", "key"], ignore_index=True)
-    band = shared["band"].to_numpy()
-    bucket = shared["bucket"].to_numpy()
-    keys = shared["key"].to_numpy()
-    new_group = np.r_[True, (band[1:] != band[:-1]) | (bucket[1:] != bucket[:-1])]
-    position = np.arange(len(shared))
-    group_start = np.maximum.accumulate(np.where(new_group, position, 0))
-    rank = position - group_start
-    parts = [
-        pd.DataFrame({"a": keys[rank > j], "b": keys[group_start[rank > j] + j]}) for j in range(anchors)
-    ]
-    pairs = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"a": [], "b": []})
-    return pairs.drop_duplicates(ignore_index=True).astype("str")
+def candidate_pairs(rows: Any, anchors: int, backend: Backend = PANDAS) -> pd.DataFrame:
+    """Distinct (a, b) pairs, a > b, sorted, linking each bucket group's members to its `anchors`
+    smallest keys. `rows` is a frame of `backend`; the same operations run on pandas and on cuDF."""
+    group = ["band", "bucket"]
+    shared = rows[rows.duplicated(group, keep=False)]
+    shared = shared.drop_duplicates().sort_values([*group, "key"], ignore_index=True)
+    # A member's rank in its group: its row minus the group's first row (rows are sorted by key).
+    shared["rank"] = backend.xp.arange(len(shared))
+    shared["rank"] = shared["rank"] - shared.groupby(group)["rank"].transform("min")
+    parts = []
+    for j in range(anchors):
+        anchor = shared.loc[shared["rank"] == j, [*group, "key"]].rename(columns={"key": "b"})
+        members = shared.loc[shared["rank"] > j, [*group, "key"]].rename(columns={"key": "a"})
+        parts.append(members.merge(anchor, on=group)[["a", "b"]])
+    pairs = backend.frames.concat(parts, ignore_index=True).drop_duplicates()
+    return backend.to_pandas(pairs.sort_values(["a", "b"], ignore_index=True)).astype("str")

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from curate.backend import resolve_backend
 from curate.dedup.documents import key_shards, keyed_texts
 from curate.dedup.exchange import Exchange
 from curate.dedup.hashing import hash_strings
@@ -63,6 +64,7 @@ class GroupJob:
     partition: int
     hashes: Exchange
     drops: Exchange
+    backend: str
 
 
 def _hash_shard(job: HashJob) -> int:
@@ -77,13 +79,16 @@ def _hash_shard(job: HashJob) -> int:
 
 
 def _group_partition(job: GroupJob) -> dict:
-    rows = job.hashes.receive(job.partition).sort_values(["hash", "key"], ignore_index=True)
+    backend = resolve_backend(job.backend)
+    rows = backend.from_pandas(job.hashes.receive(job.partition))
+    rows = rows.sort_values(["hash", "key"], ignore_index=True)
     # Sorted by key within a hash, the first of each group is the one to keep.
     duplicate = rows.duplicated("hash", keep="first")
-    drops = rows.loc[duplicate, ["key"]]
+    groups = int(rows.loc[duplicate, "hash"].nunique())
+    drops = backend.to_pandas(rows.loc[duplicate, ["key"]])
     if len(drops):
         job.drops.send(f"{job.partition:05d}", drops, key_shards(drops["key"]))
-    return {"groups": int(rows.loc[duplicate, "hash"].nunique()), "duplicates": len(drops)}
+    return {"groups": groups, "duplicates": len(drops)}
 
 
 @register
@@ -107,7 +112,9 @@ class DedupExact(GlobalStage):
             "hashes",
         )
         groups = phases.map(
-            _group_partition, [GroupJob(p, hashes, drops) for p in range(phases.partitions)], "groups"
+            _group_partition,
+            [GroupJob(p, hashes, drops, ctx.backend) for p in range(phases.partitions)],
+            "groups",
         )
         removed = phases.map(
             remove_duplicates, removal_jobs(ctx, drops, REASON, with_cluster=False), "remove"

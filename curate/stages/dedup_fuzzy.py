@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import Field, model_validator
 
+from curate.backend import resolve_backend
 from curate.dedup.components import ADJACENCY_SCHEMA, connected_components, send_edges
 from curate.dedup.documents import key_rows, key_shards, keyed_texts, texts_at
 from curate.dedup.exchange import Exchange
@@ -110,23 +111,26 @@ class SignatureJob:
     device: Device
     partitions: int
     buckets: Exchange
+    backend: str
 
 
 def _signature_shard(job: SignatureJob) -> dict:
     device = resolve_device(job.device)
+    backend = resolve_backend(job.backend)
     perms = permutations(job.bands * job.rows, job.seed)
     frames, without_shingles = [], 0
     for keys, texts in keyed_texts(job.part, job.shard):
         shingles = job.shingling.of(texts)
         # A document without shingles has nothing to be similar by; it is never a candidate.
         has = shingles.counts > 0
-        sigs = signatures(shingles, perms, device)[has]
-        frames.append(bucket_rows(keys[has], band_keys(sigs, job.bands, job.rows)))
+        sigs = backend.xp.asarray(signatures(shingles, perms, device)[has])
+        bucket_keys = backend.to_numpy(band_keys(sigs, job.bands, job.rows, backend.xp))
+        frames.append(bucket_rows(keys[has], bucket_keys))
         without_shingles += int((~has).sum())
     if frames:
         rows = pd.concat(frames, ignore_index=True)
         job.buckets.send(job.shard_id, rows, (rows["bucket"].to_numpy() % np.uint64(job.partitions)))
-    return {"without_shingles": without_shingles, "device": device}
+    return {"without_shingles": without_shingles, "device": device, "backend": backend.name}
 
 
 @dataclass(frozen=True)
@@ -138,11 +142,13 @@ class BucketJob:
     pairs: Exchange | None  # with verify: pairs, at their first document's shard
     needs: Exchange | None  # with verify: which shard needs which document's shingles
     edges: Exchange | None  # without verify: straight to connected components
+    backend: str
 
 
 def _bucket_partition(job: BucketJob) -> int:
     """Candidate pairs of one bucket partition; returns the adjacency rows sent (without verify)."""
-    pairs = candidate_pairs(job.buckets.receive(job.partition), job.anchors)
+    backend = resolve_backend(job.backend)
+    pairs = candidate_pairs(backend.from_pandas(job.buckets.receive(job.partition)), job.anchors, backend)
     sender = f"{job.partition:05d}"
     if not len(pairs):
         return 0
@@ -238,7 +244,17 @@ class DedupFuzzy(GlobalStage):
         edges = phases.exchange("edges", ADJACENCY_SCHEMA)
         signature_jobs = [
             SignatureJob(
-                i, sid, path, shingling, cfg.bands, cfg.rows, cfg.seed, cfg.device, phases.partitions, buckets
+                i,
+                sid,
+                path,
+                shingling,
+                cfg.bands,
+                cfg.rows,
+                cfg.seed,
+                cfg.device,
+                phases.partitions,
+                buckets,
+                ctx.backend,
             )
             for i, (sid, path) in enumerate(ctx.parts)
         ]
@@ -247,7 +263,7 @@ class DedupFuzzy(GlobalStage):
             pairs = self._verified_edges(ctx, phases, shingling, buckets, edges)
         else:
             jobs = [
-                BucketJob(p, buckets, cfg.anchors, phases.partitions, None, None, edges)
+                BucketJob(p, buckets, cfg.anchors, phases.partitions, None, None, edges, ctx.backend)
                 for p in range(phases.partitions)
             ]
             rows = sum(phases.map(_bucket_partition, jobs, "buckets"))
@@ -260,6 +276,7 @@ class DedupFuzzy(GlobalStage):
         details = {
             "permutations": cfg.bands * cfg.rows,
             "devices": sorted({s["device"] for s in signed}),
+            "backends": sorted({s["backend"] for s in signed}),
             "documents_without_shingles": sum(s["without_shingles"] for s in signed),
             # Without verification every distinct candidate pair is an edge of the graph.
             "candidate_pairs": pairs.get("candidate_pairs", graph["edges"]),
@@ -288,7 +305,7 @@ class DedupFuzzy(GlobalStage):
         needs = phases.exchange("needs", NEED_SCHEMA)
         shingles = phases.exchange("shingles", SHINGLE_SCHEMA)
         jobs = [
-            BucketJob(p, buckets, cfg.anchors, phases.partitions, pairs, needs, None)
+            BucketJob(p, buckets, cfg.anchors, phases.partitions, pairs, needs, None, ctx.backend)
             for p in range(phases.partitions)
         ]
         phases.map(_bucket_partition, jobs, "buckets")

@@ -111,6 +111,7 @@ class InlineContext:
     write_output: bool = True
     rejects_dir: Path | None = None
     output_dir: Path = field(default=Path("."))
+    backend: str = "pandas"
     phases: list[str] = field(default_factory=list)
 
     def output_part(self, shard_id: str) -> Path:

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# GPU checks and benchmarks of issues #4, #5 and #7 on one H100/H200 (the device tool's nvidia-h200), in
+# one call, each step under its own time limit; logs and JSON results go to $OUT (default runs/bench/gpu).
+#   STEPS="tests minhash serve" bash scripts/gpu_checks.sh
+#   STEPS="converge" DATA=runs/convergence/out/shards bash scripts/gpu_checks.sh
+# Steps: tests   the CUDA tests (MinHash kernels vs CPU bits, Triton decode attention, CUDA-graph engine)
+#        minhash bench/minhash_throughput.py's GPU path: signatures equal to the CPU path's, speed-up
+#        serve   bench/serve_throughput.py: engine vs HF generate, nano-vllm protocol, batch-1 floor
+#        converge  train pretrain, 124m, $CONVERGE_STEPS steps on $DATA (curated shards), loss curve PNG
+# The image lacks pydantic, dask & co: their wheels travel in .whl/ (carry it).
+set -u
+STEPS=${STEPS:-tests minhash serve}
+OUT=${OUT:-runs/bench/gpu}
+mkdir -p "$OUT"
+if ! python3 -c "import pydantic, distributed" 2>/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 TORCHINDUCTOR_COMPILE_THREADS=16
+T="timeout -k 10"
+step() { [[ " $STEPS " == *" $1 "* ]]; }
+{ date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } > "$OUT/env.log" 2>&1
+
+if step tests; then
+    $T 180 python3 -m pytest -q -p no:cacheprovider tests/train/test_serve_gpu.py \
+        "tests/curate/test_dedup_fuzzy.py::test_cuda_signatures_match_cpu" > "$OUT/tests.log" 2>&1
+    echo "tests rc=$?" >> "$OUT/env.log"
+fi
+if step minhash; then
+    $T 150 python3 bench/minhash_throughput.py --gpu-docs 400000 --json "$OUT/minhash_gpu.json" > "$OUT/minhash.log" 2>&1
+    echo "minhash rc=$?" >> "$OUT/env.log"
+fi
+if step serve; then
+    $T 330 python3 bench/serve_throughput.py --json "$OUT/serve.json" > "$OUT/serve.log" 2>&1
+    echo "serve rc=$?" >> "$OUT/env.log"
+fi
+if step converge; then
+    $T 540 python3 -m train.cli pretrain --data "${DATA:?set DATA=shard dir}" --preset 124m --out /tmp/converge \
+        --steps "${CONVERGE_STEPS:-2000}" ${CONVERGE_FLAGS:-} > "$OUT/converge.log" 2>&1
+    echo "converge rc=$?" >> "$OUT/env.log"
+    cp /tmp/converge/metrics.jsonl /tmp/converge/*.png "$OUT/" 2>/dev/null
+fi
+cat "$OUT/env.log"
