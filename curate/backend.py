@@ -2,8 +2,8 @@
 
 A pipeline's `backend:` picks it: `pandas`; `cudf` (a config error when cuDF does not import or sees no
 GPU); `auto`, cuDF when it imports and a GPU is visible, else pandas. On the `cudf` backend the batches
-of the dedup phases are cuDF DataFrames: LSH band keys (CuPy), bucket grouping into candidate pairs and
-exact-hash grouping (cuDF sorts, groupbys and joins). The MinHash kernel runs on the GPU whenever one is
+of the dedup phases' grouping work are cuDF DataFrames: LSH buckets into candidate pairs, exact-hash
+groups (cuDF sorts, groupbys and joins). The MinHash kernel runs on the GPU whenever one is
 visible, whatever the backend (`curate.dedup.minhash.resolve_device`).
 
 What stays on the CPU, and why:

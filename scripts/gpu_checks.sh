@@ -37,7 +37,9 @@ if step serve; then
 fi
 if step converge; then
     $T 540 python3 -m train.cli pretrain --data "${DATA:?set DATA=shard dir}" --preset 124m --out /tmp/converge \
-        --steps "${CONVERGE_STEPS:-2000}" ${CONVERGE_FLAGS:-} > "$OUT/converge.log" 2>&1
+        --max-steps "${CONVERGE_STEPS:-2000}" \
+        --micro-batch-size 16 --global-batch-size 16 --warmup-steps 100 --eval-every 200 --ckpt-every 0 \
+        --log-every 20 --no-progress ${CONVERGE_FLAGS:-} > "$OUT/converge.log" 2>&1
     echo "converge rc=$?" >> "$OUT/env.log"
     cp /tmp/converge/metrics.jsonl /tmp/converge/*.png "$OUT/" 2>/dev/null
 fi

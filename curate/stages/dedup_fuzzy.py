@@ -116,21 +116,19 @@ class SignatureJob:
 
 def _signature_shard(job: SignatureJob) -> dict:
     device = resolve_device(job.device)
-    backend = resolve_backend(job.backend)
     perms = permutations(job.bands * job.rows, job.seed)
     frames, without_shingles = [], 0
     for keys, texts in keyed_texts(job.part, job.shard):
         shingles = job.shingling.of(texts)
         # A document without shingles has nothing to be similar by; it is never a candidate.
         has = shingles.counts > 0
-        sigs = backend.xp.asarray(signatures(shingles, perms, device)[has])
-        bucket_keys = backend.to_numpy(band_keys(sigs, job.bands, job.rows, backend.xp))
-        frames.append(bucket_rows(keys[has], bucket_keys))
+        sigs = signatures(shingles, perms, device)[has]
+        frames.append(bucket_rows(keys[has], band_keys(sigs, job.bands, job.rows)))
         without_shingles += int((~has).sum())
     if frames:
         rows = pd.concat(frames, ignore_index=True)
         job.buckets.send(job.shard_id, rows, (rows["bucket"].to_numpy() % np.uint64(job.partitions)))
-    return {"without_shingles": without_shingles, "device": device, "backend": backend.name}
+    return {"without_shingles": without_shingles, "device": device}
 
 
 @dataclass(frozen=True)
@@ -276,7 +274,6 @@ class DedupFuzzy(GlobalStage):
         details = {
             "permutations": cfg.bands * cfg.rows,
             "devices": sorted({s["device"] for s in signed}),
-            "backends": sorted({s["backend"] for s in signed}),
             "documents_without_shingles": sum(s["without_shingles"] for s in signed),
             # Without verification every distinct candidate pair is an edge of the graph.
             "candidate_pairs": pairs.get("candidate_pairs", graph["edges"]),

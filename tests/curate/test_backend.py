@@ -108,7 +108,6 @@ def test_cudf_dedup_keeps_what_pandas_keeps(stage, tmp_path):
     corpus = planted_corpus(seed=11, groups={(0.95, 0.9, 0.85): 40, (1.0,): 20, (0.45,): 20}, singles=200)
     on_gpu, gpu_details = run_dedup(stage, corpus, tmp_path, "cudf")
     on_cpu, cpu_details = run_dedup(stage, corpus, tmp_path, "pandas")
+    assert gpu_details == {**cpu_details, "seconds": gpu_details["seconds"]}, "same pairs, components, ..."
     assert len(on_gpu) < len(corpus.docs)
     pd.testing.assert_frame_equal(on_gpu, on_cpu)
-    if "backends" in gpu_details:
-        assert gpu_details["backends"] == ["cudf"] and cpu_details["backends"] == ["pandas"]
