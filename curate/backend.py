@@ -47,9 +47,6 @@ class Backend:
     def to_pandas(self, frame: Any) -> pd.DataFrame:
         return frame if isinstance(frame, pd.DataFrame) else frame.to_pandas()
 
-    def to_numpy(self, array: Any) -> np.ndarray:
-        return np.asarray(array) if self.xp is np else self.xp.asnumpy(array)
-
 
 PANDAS = Backend("pandas", pd, np)
 

@@ -153,10 +153,9 @@ class ClassifierConfig(StageConfig):
     @classmethod
     def _model_hash_matches(cls, value: str | None, info: ValidationInfo) -> str | None:
         path = info.data.get("model_path")
-        if value is not None and path is not None and file_sha256(Path(path)) != value:
+        if value is not None and path is not None and (actual := file_sha256(Path(path))) != value:
             raise ValueError(
-                f"{path} has sha256 {file_sha256(Path(path))[:12]}…, not {value[:12]}…: "
-                "a different or damaged model"
+                f"{path} has sha256 {actual[:12]}…, not {value[:12]}…: a different or damaged model"
             )
         return value
 

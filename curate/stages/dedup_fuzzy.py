@@ -111,7 +111,6 @@ class SignatureJob:
     device: Device
     partitions: int
     buckets: Exchange
-    backend: str
 
 
 def _signature_shard(job: SignatureJob) -> dict:
@@ -242,17 +241,7 @@ class DedupFuzzy(GlobalStage):
         edges = phases.exchange("edges", ADJACENCY_SCHEMA)
         signature_jobs = [
             SignatureJob(
-                i,
-                sid,
-                path,
-                shingling,
-                cfg.bands,
-                cfg.rows,
-                cfg.seed,
-                cfg.device,
-                phases.partitions,
-                buckets,
-                ctx.backend,
+                i, sid, path, shingling, cfg.bands, cfg.rows, cfg.seed, cfg.device, phases.partitions, buckets
             )
             for i, (sid, path) in enumerate(ctx.parts)
         ]
