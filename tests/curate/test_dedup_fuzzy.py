@@ -28,7 +28,7 @@ from curate.dedup.minhash import (
     signatures_numba,
     signatures_numpy,
 )
-from curate.dedup.minhash_torch import signatures_torch
+from curate.dedup.minhash_torch import _chunk_bounds, signatures_torch, signatures_triton
 from curate.dedup.normalize import normalize_fuzzy
 from curate.dedup.phases import PhaseRunner
 from curate.dedup.shingles import Shingles
@@ -149,10 +149,24 @@ def test_gpu_kernel_gives_the_cpu_signatures(num_perm):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_signatures_match_cpu():
-    shingles = random_shingles(np.random.default_rng(0), [300] * 500)
+    shingles = random_shingles(np.random.default_rng(0), [300] * 500 + [5, 0, 1, 700, 33, 0, 2000, 1])
     perms = permutations(112, 1)
+    expected = signatures_numpy(shingles, perms)
     assert resolve_device("auto") == "cuda"
-    assert np.array_equal(signatures_torch(shingles, perms, "cuda"), signatures_numpy(shingles, perms))
+    assert np.array_equal(signatures_torch(shingles, perms, "cuda"), expected)
+    # Many chunks through the two pinned buffers, and documents longer than a chunk.
+    assert np.array_equal(signatures_triton(shingles, perms, "cuda", chunk=1000), expected)
+
+
+def test_chunks_cover_every_document_once():
+    counts = np.array([5, 0, 1, 700, 33, 0, 2000, 1, 0])
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    bounds = _chunk_bounds(offsets, 100)
+    assert bounds[0] == 0 and bounds[-1] == len(counts) and (np.diff(bounds) > 0).all()
+    sizes = np.diff(offsets[bounds])
+    # A chunk holds at most 100 shingles, unless it is one document longer than that.
+    assert ((sizes <= 100) | (np.diff(bounds) == 1)).all()
+    assert list(bounds) == [0, 3, 4, 6, 7, 9]
 
 
 def datasketch_formula(perms: Permutations, h: int) -> np.ndarray:
