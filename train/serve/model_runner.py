@@ -4,14 +4,17 @@ The model's own forward recomputes every position; serving keeps each layer's K 
 fixed-size blocks (block_manager.py) and computes only the new tokens: a batched prefill of whole prompts
 (tokens of all sequences laid end to end, no padding), or one token per running sequence. The math is the
 model's (RMSNorm in fp32, rotate-half RoPE from `rope_tables`, GQA, SwiGLU); q/k/v and gate/up are each
-one matmul over concatenated weights, and the residual add is fused into the next norm. Each layer first
-writes the new tokens' k and v to their cache slots, then attends: prefill over the prompt's own tokens,
-decode over everything the block table points to.
+one matmul over concatenated weights, and the residual add rides in the output projections' matmul
+(`addmm`). Each layer first writes the new tokens' k and v to their cache slots, then attends: prefill
+over the prompt's own tokens, decode over everything the block table points to.
 
 On CUDA, RoPE and the cache write are one Triton kernel and decode attention another
 (triton_attention.py), the other elementwise functions are compiled (one fused kernel each), and decode
 steps replay CUDA graphs captured per batch-size bucket: a step is a few hundred small kernels, and
-launching them one by one from Python would take longer than running them. A batch is padded up to its
+launching them one by one from Python would take longer than running them. Steps of at most
+`triton_matvec.MAX_ROWS` sequences, where a step is reading the weights and little else, go through
+triton_matvec.py instead: each projection one kernel with its norm, RoPE, cache write, SiLU or residual
+add fused in. A batch is padded up to its
 bucket with rows that read and write only a spare cache block past the ones the block manager hands out."""
 
 from __future__ import annotations
@@ -36,14 +39,6 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     # train.model.RMSNorm's arithmetic, as a function of its weight so that one compiled kernel serves all.
     x32 = x.float()
     return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).type_as(x) * weight
-
-
-def add_rms_norm(
-    x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, eps: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The residual stream x + y, and its norm."""
-    x = x + y
-    return x, rms_norm(x, weight, eps)
 
 
 def rope(
@@ -126,12 +121,13 @@ class ModelRunner:
         cuda = device.type == "cuda"
         fast = cuda and not cfg.enforce_eager
         compile_ = torch.compile(dynamic=True) if fast else (lambda fn: fn)
-        self._norm, self._add_norm = compile_(rms_norm), compile_(add_rms_norm)
-        self._rope, self._silu_mul = compile_(rope), compile_(silu_mul)
-        self._triton = None
+        self._norm, self._rope, self._silu_mul = compile_(rms_norm), compile_(rope), compile_(silu_mul)
+        self._triton = self._matvec = None
         if cuda:
-            from train.serve import triton_attention
+            from train.serve import triton_attention, triton_matvec
 
+            if triton_matvec.supports(mc.head_dim, dtype):
+                self._matvec = triton_matvec
             if triton_attention.supports(mc.head_dim, cfg.block_size, dtype):
                 self._triton = triton_attention
                 self._multiprocessors = torch.cuda.get_device_properties(device).multi_processor_count
@@ -200,23 +196,48 @@ class ModelRunner:
     def _forward(
         self, ids: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor, attend
     ) -> torch.Tensor:
-        """The final-norm hidden state of each token; `attend(layer, q)` → [N, H·D] once the layer's k and v
-        of these tokens are in the cache."""
+        """The residual stream after the last layer, one row per token; `attend(layer, q)` → [N, H·D] once
+        the layer's k and v of these tokens are in the cache."""
         x = F.embedding(ids, self.embedding)
-        h = self._norm(x, self.layers[0].attn_norm, self.eps)
         for i, layer in enumerate(self.layers):
-            q = self._rope_and_cache(i, F.linear(h, layer.wqkv), positions, slots)
-            x, h = self._add_norm(x, F.linear(attend(i, q), layer.wo), layer.ffn_norm, self.eps)
-            ffn = F.linear(self._silu_mul(F.linear(h, layer.w_gate_up)), layer.w_down)
-            next_norm = self.layers[i + 1].attn_norm if i + 1 < len(self.layers) else self.final_norm
-            x, h = self._add_norm(x, ffn, next_norm, self.eps)
-        return h
+            q = self._qkv_rope_and_cache(i, x, positions, slots)
+            x = self._linear_add(attend(i, q), layer.wo, x)
+            x = self._linear_add(self._ffn_in(x, layer), layer.w_down, x)
+        return x
 
-    def _rope_and_cache(
-        self, layer: int, qkv: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor
+    def _matvec_fits(self, x: torch.Tensor) -> bool:
+        return self._matvec is not None and x.shape[0] <= self._matvec.MAX_ROWS
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        if self._matvec_fits(x):
+            return self._matvec.norm_matvec(x, self.final_norm, self.eps, self.lm_head)
+        return F.linear(self._norm(x, self.final_norm, self.eps), self.lm_head)
+
+    def _linear_add(self, y: torch.Tensor, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """x + linear(y, weight): the residual add rides in the matmul's epilogue."""
+        if self._matvec_fits(y):
+            return self._matvec.matvec_add(y, weight, x)
+        return torch.addmm(x, y, weight.t())
+
+    def _ffn_in(self, x: torch.Tensor, layer: _Layer) -> torch.Tensor:
+        """SiLU(gate) · up of the normalized residual stream."""
+        if self._matvec_fits(x):
+            return self._matvec.norm_matvec_silu(x, layer.ffn_norm, self.eps, layer.w_gate_up)
+        return self._silu_mul(F.linear(self._norm(x, layer.ffn_norm, self.eps), layer.w_gate_up))
+
+    def _qkv_rope_and_cache(
+        self, layer: int, x: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor
     ) -> torch.Tensor:
-        """Rotate q and k, write k and v to the tokens' cache slots; q [N, H, D]."""
+        """Project the normalized x to q, k, v; rotate q and k; write k and v to the tokens' cache slots;
+        q [N, H, D]."""
+        weights = self.layers[layer]
         k_cache, v_cache = self.kv_cache[0, layer], self.kv_cache[1, layer]
+        if self._matvec_fits(x):
+            return self._matvec.norm_matvec_rope_cache(
+                x, weights.attn_norm, self.eps, weights.wqkv, self.rope_cos, self.rope_sin,
+                positions, slots, k_cache, v_cache, self.n_head,
+            )  # fmt: skip
+        qkv = F.linear(self._norm(x, weights.attn_norm, self.eps), weights.wqkv)
         if self._triton is not None:
             return self._triton.rope_and_cache(
                 qkv, self.rope_cos, self.rope_sin, positions, slots, k_cache, v_cache, self.n_head
@@ -245,11 +266,10 @@ class ModelRunner:
         ids = torch.tensor([t for s in seqs for t in s.token_ids], device=self.device)
         positions = torch.from_numpy(np.concatenate([np.arange(n) for n in lens])).to(self.device)
         slots = torch.from_numpy(np.concatenate([self._slots(s, 0) for s in seqs])).to(self.device)
-        hidden = self._forward(
+        x = self._forward(
             ids, positions, slots, lambda i, q: attention.prefill_attention(q, *self._cached(i, slots), lens)
         )
-        last = torch.tensor(np.cumsum(lens) - 1, device=self.device)
-        return F.linear(hidden[last], self.lm_head)
+        return self._logits(x[torch.tensor(np.cumsum(lens) - 1, device=self.device)])
 
     @torch.inference_mode()
     def decode(self, seqs: list[Sequence]) -> torch.Tensor:
@@ -289,7 +309,7 @@ class ModelRunner:
                     q, self.kv_cache[0, i], self.kv_cache[1, i], tables, lens
                 )
 
-        return F.linear(self._forward(ids, positions, slots, attend), self.lm_head)
+        return self._logits(self._forward(ids, positions, slots, attend))
 
     @torch.inference_mode()
     def _warm_up_prefill(self, tokens: int) -> None:
