@@ -27,7 +27,8 @@ import triton
 import triton.language as tl
 
 MAX_ROWS = 4
-PLAIN, RESIDUAL, SILU, ROPE = 0, 1, 2, 3
+# Epilogues, as constexpr globals so that the kernel may read them.
+PLAIN, RESIDUAL, SILU, ROPE = (tl.constexpr(mode) for mode in range(4))
 
 
 def supports(head_dim: int, dtype: torch.dtype) -> bool:
@@ -43,7 +44,7 @@ def _prune(configs, named_args, **kwargs):
         c
         for c in configs
         if rows * c.kwargs["BLOCK_N"] * c.kwargs["BLOCK_K"] <= 8192
-        and (kwargs["MODE"] != ROPE or half % c.kwargs["BLOCK_N"] == 0)
+        and (kwargs["MODE"] != ROPE.value or half % c.kwargs["BLOCK_N"] == 0)
     ]
     return kept or configs[:1]
 
@@ -184,7 +185,7 @@ def _launch(x, weight, out, mode, outputs, norm=None, eps=0.0, residual=None, ro
         raise ValueError(f"the matvec kernels take at most {MAX_ROWS} rows, got {rows}")
     cos, sin, positions, slots, k_cache, v_cache, n_heads = rope or (x, x, x, x, x, x, 1)
     kv_heads, head_dim = (k_cache.shape[2], k_cache.shape[3]) if rope else (1, 8)
-    if mode == ROPE:
+    if mode is ROPE:
 
         def grid(meta):
             return (outputs // 2 // meta["BLOCK_N"],)
@@ -209,7 +210,7 @@ def _launch(x, weight, out, mode, outputs, norm=None, eps=0.0, residual=None, ro
         outputs,
         eps,
         K=k,
-        MODE=mode,
+        MODE=mode.value,
         NORM=norm is not None,
         M_PAD=triton.next_power_of_2(rows),
         N_HEADS=n_heads,
