@@ -101,10 +101,10 @@ def bench_engine(llm: LLM, requests: list[tuple[list[int], int]], device: torch.
     def timed_decode(seqs):
         nonlocal forward
         start = time.perf_counter()
-        logits = decode(seqs)
+        out = decode(seqs)
         sync(device)
         forward += time.perf_counter() - start
-        return logits
+        return out
 
     runner.decode = timed_decode
     split = {"prefill_s": 0.0, "prefill_steps": 0, "decode_s": 0.0, "decode_steps": 0, "decode_rows": 0}

@@ -142,8 +142,11 @@ class LLMEngine:
         batch = self.scheduler.schedule()
         if batch is None:
             return []
-        logits = self.runner.prefill(batch.seqs) if batch.is_prefill else self.runner.decode(batch.seqs)
-        token_ids, logprobs = self.sampler(logits, batch.seqs)
+        if batch.is_prefill:
+            logits, greedy = self.runner.prefill(batch.seqs), None
+        else:
+            logits, greedy = self.runner.decode(batch.seqs)
+        token_ids, logprobs = self.sampler(logits, batch.seqs, greedy)
         return [self._append(*out) for out in zip(batch.seqs, token_ids, logprobs, strict=True)]
 
     def _append(self, seq: Sequence, token_id: int, logprob: TokenLogprob | None) -> StepOutput:

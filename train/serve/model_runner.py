@@ -80,6 +80,7 @@ class ModelRunner:
         self.eps = mc.norm_eps
         self.block_size = cfg.block_size
         self.max_model_len = mc.max_seq_len
+        self.vocab_size = mc.vocab_size
         self.table_width = -(-mc.max_seq_len // cfg.block_size)  # blocks of a full-length sequence
 
         def weight(*tensors: torch.Tensor) -> torch.Tensor:
@@ -130,8 +131,11 @@ class ModelRunner:
                 self._matvec = triton_matvec
             if triton_attention.supports(mc.head_dim, cfg.block_size, dtype):
                 self._triton = triton_attention
+                self._arrivals = torch.zeros(
+                    cfg.max_num_seqs * mc.n_kv_head, dtype=torch.int32, device=device
+                )
                 self._multiprocessors = torch.cuda.get_device_properties(device).multi_processor_count
-        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         self._buckets = graph_buckets(cfg.max_num_seqs) if fast else []
         if cuda:
             self._warm_up_prefill(cfg.max_num_batched_tokens)
@@ -166,10 +170,14 @@ class ModelRunner:
         table = np.asarray(seq.block_table, dtype=np.int64)
         return table[positions // self.block_size] * self.block_size + positions % self.block_size
 
-    def _decode_inputs(self, seqs: list[Sequence], rows: int, width: int) -> np.ndarray:
+    def _decode_inputs(
+        self, seqs: list[Sequence], rows: int, width: int, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Token ids, positions, slots, context lengths [rows each], then block tables [rows, width], in one
-        int64 array (one host-to-device copy). Rows past the batch point at the spare block."""
-        packed = np.empty(rows * (4 + width), dtype=np.int64)
+        int64 array (one host-to-device copy), written into `out` when given. Rows past the batch point at
+        the spare block."""
+        size = rows * (4 + width)
+        packed = np.empty(size, dtype=np.int64) if out is None else out[:size]
         ids, positions, slots, lens = packed[: 4 * rows].reshape(4, rows)
         tables = packed[4 * rows :].reshape(rows, width)
         ids[:] = 0
@@ -272,16 +280,18 @@ class ModelRunner:
         return self._logits(x[torch.tensor(np.cumsum(lens) - 1, device=self.device)])
 
     @torch.inference_mode()
-    def decode(self, seqs: list[Sequence]) -> torch.Tensor:
-        """Compute and cache the newest token of each sequence; logits [B, padded vocab] after it."""
+    def decode(self, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compute and cache the newest token of each sequence; logits [B, padded vocab] after it, and
+        each row's argmax over the vocabulary (the greedy token, computed inside the CUDA graph)."""
         batch = len(seqs)
         if self.graphs:
             rows = self._buckets[bisect.bisect_left(self._buckets, batch)]
-            graph, logits = self.graphs[rows]
-            packed = torch.from_numpy(self._decode_inputs(seqs, rows, self.table_width))
-            self._static_inputs[: packed.numel()].copy_(packed, non_blocking=True)
+            graph, logits, greedy = self.graphs[rows]
+            # Through pinned memory the copy is a DMA the graph's stream orders, not a staged blocking one.
+            size = self._decode_inputs(seqs, rows, self.table_width, out=self._host_inputs).size
+            self._static_inputs[:size].copy_(self._host_inputs_t[:size], non_blocking=True)
             graph.replay()
-            return logits[:batch]
+            return logits[:batch], greedy[:batch]
         width = max(len(s.block_table) for s in seqs)
         packed = torch.from_numpy(self._decode_inputs(seqs, batch, width)).to(self.device)
         return self._decode_step(*self._unpack(packed, batch, width))
@@ -300,7 +310,7 @@ class ModelRunner:
 
             def attend(i, q):
                 return self._triton.paged_decode_attention(
-                    q, self.kv_cache[0, i], self.kv_cache[1, i], tables, lens, splits
+                    q, self.kv_cache[0, i], self.kv_cache[1, i], tables, lens, splits, self._arrivals
                 )
         else:
 
@@ -309,7 +319,8 @@ class ModelRunner:
                     q, self.kv_cache[0, i], self.kv_cache[1, i], tables, lens
                 )
 
-        return self._logits(self._forward(ids, positions, slots, attend))
+        logits = self._logits(self._forward(ids, positions, slots, attend))
+        return logits, logits[:, : self.vocab_size].argmax(dim=-1)
 
     @torch.inference_mode()
     def _warm_up_prefill(self, tokens: int) -> None:
@@ -328,6 +339,8 @@ class ModelRunner:
         """One graph per bucket, largest first, all in one memory pool (a smaller one reuses its blocks)."""
         size = self._buckets[-1] * (4 + self.table_width)
         self._static_inputs = torch.empty(size, dtype=torch.int64, device=self.device)
+        self._host_inputs_t = torch.empty(size, dtype=torch.int64, pin_memory=True)
+        self._host_inputs = self._host_inputs_t.numpy()
         pool = None
         with torch.inference_mode():
             for rows in reversed(self._buckets):
@@ -338,6 +351,6 @@ class ModelRunner:
                 torch.cuda.synchronize(self.device)
                 graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph, pool=pool):
-                    logits = self._decode_step(*inputs)
+                    logits, greedy = self._decode_step(*inputs)
                 pool = graph.pool()
-                self.graphs[rows] = (graph, logits)
+                self.graphs[rows] = (graph, logits, greedy)

@@ -24,11 +24,17 @@ class Sampler:
 
     @torch.inference_mode()
     def __call__(
-        self, logits: torch.Tensor, seqs: list[Sequence]
+        self, logits: torch.Tensor, seqs: list[Sequence], greedy: torch.Tensor | None = None
     ) -> tuple[list[int], list[TokenLogprob | None]]:
+        """`greedy`, when the caller has it, is each row's argmax over the vocabulary: a batch that wants
+        nothing else (no sampling, penalty or logprobs) costs no kernel here."""
+        params = [s.params for s in seqs]
+        if greedy is not None and all(
+            p.greedy and p.repetition_penalty == 1 and p.logprobs is None for p in params
+        ):
+            return greedy.tolist(), [None] * len(seqs)
         # The embedding is padded past the vocabulary: those rows are not tokens.
         logits = logits[:, : self.vocab_size].float()
-        params = [s.params for s in seqs]
         logprobs = torch.log_softmax(logits, dim=-1) if any(p.logprobs is not None for p in params) else None
         penalized = [i for i, p in enumerate(params) if p.repetition_penalty != 1]
         if penalized:
