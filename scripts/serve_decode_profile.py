@@ -37,7 +37,7 @@ def main() -> int:
         model = Transformer(cfg).to(torch.bfloat16).eval()
     llm = LLM.from_model(model, None, max_num_seqs=256, max_num_batched_tokens=8192)
     llm.generate([list(range(1, 513))], greedy(128))
-    graph, _ = llm.engine.runner.graphs[1]
+    graph = llm.engine.runner.graphs[1][0]
     for _ in range(20):
         graph.replay()
     torch.cuda.synchronize()
