@@ -131,9 +131,6 @@ class ModelRunner:
                 self._matvec = triton_matvec
             if triton_attention.supports(mc.head_dim, cfg.block_size, dtype):
                 self._triton = triton_attention
-                self._arrivals = torch.zeros(
-                    cfg.max_num_seqs * mc.n_kv_head, dtype=torch.int32, device=device
-                )
                 self._multiprocessors = torch.cuda.get_device_properties(device).multi_processor_count
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         self._buckets = graph_buckets(cfg.max_num_seqs) if fast else []
@@ -310,7 +307,7 @@ class ModelRunner:
 
             def attend(i, q):
                 return self._triton.paged_decode_attention(
-                    q, self.kv_cache[0, i], self.kv_cache[1, i], tables, lens, splits, self._arrivals
+                    q, self.kv_cache[0, i], self.kv_cache[1, i], tables, lens, splits
                 )
         else:
 

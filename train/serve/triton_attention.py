@@ -3,8 +3,7 @@ attention that reads K/V in place through the block table.
 
 Flash-decoding: the grid is (sequence, KV head, split). Each program takes the query heads that share its
 KV head (grouped-query attention reads each K/V block once per group), walks its split's share of the
-sequence's blocks with an online softmax, and writes a partial result; the last split of a (sequence, KV
-head) to finish merges them (an atomic arrival count), so a decode step launches one kernel, not two.
+sequence's blocks with an online softmax, and writes a partial result; a second kernel merges the splits.
 Splits give a small batch enough programs to fill the GPU; a large batch uses one split and no merge.
 
 A decode step is hundreds of small kernels, so fewer launches is most of the speed at small batches: one
@@ -110,7 +109,6 @@ def _decode_kernel(
     out_ptr,
     partial_ptr,
     stats_ptr,
-    arrivals_ptr,
     scale,
     table_stride,
     N_HEADS: tl.constexpr,
@@ -122,7 +120,6 @@ def _decode_kernel(
     TILE: tl.constexpr,
     TILES_PER_SPLIT: tl.constexpr,
     N_SPLITS: tl.constexpr,
-    SPLITS_PAD: tl.constexpr,
 ):
     seq = tl.program_id(0)
     kv_head = tl.program_id(1)
@@ -173,45 +170,20 @@ def _decode_kernel(
         tl.store(partial_ptr + part[:, None] * HEAD_DIM + d[None, :], acc, mask=head_ok[:, None])
         tl.store(stats_ptr + part * 2, m, mask=head_ok)
         tl.store(stats_ptr + part * 2 + 1, denom, mask=head_ok)
-        # The last split of this (sequence, KV head) to arrive merges them all: no second kernel. The
-        # barrier and the acq_rel atomic publish every thread's partials before the count moves.
-        tl.debug_barrier()
-        arrival = arrivals_ptr + seq * KV_HEADS + kv_head
-        if tl.atomic_add(arrival, 1, sem="acq_rel") == N_SPLITS - 1:
-            for g in tl.static_range(GROUP):
-                _merge_row(
-                    partial_ptr,
-                    stats_ptr,
-                    out_ptr,
-                    seq * N_HEADS + kv_head * GROUP + g,
-                    N_SPLITS,
-                    SPLITS_PAD,
-                    HEAD_DIM,
-                )
-            tl.atomic_xchg(arrival, 0)  # ready for the next call (a CUDA graph replays this one)
 
 
 @triton.jit
-def _merge_row(
-    partial_ptr,
-    stats_ptr,
-    out_ptr,
-    row,
-    N_SPLITS: tl.constexpr,
-    SPLITS_PAD: tl.constexpr,
-    HEAD_DIM: tl.constexpr,
+def _merge_kernel(
+    partial_ptr, stats_ptr, out_ptr, N_SPLITS: tl.constexpr, SPLITS_PAD: tl.constexpr, HEAD_DIM: tl.constexpr
 ):
-    """One head's output from its splits' partial sums, weighted by their softmax maxima."""
+    row = tl.program_id(0)
     s = tl.arange(0, SPLITS_PAD)
     d = tl.arange(0, HEAD_DIM)
     ok = s < N_SPLITS
     part = row * N_SPLITS + s
-    # .cg: from L2, where the other programs' stores are, never a stale L1 line.
-    m = tl.load(stats_ptr + part * 2, mask=ok, other=float("-inf"), cache_modifier=".cg")
-    denom = tl.load(stats_ptr + part * 2 + 1, mask=ok, other=0.0, cache_modifier=".cg")
-    acc = tl.load(
-        partial_ptr + part[:, None] * HEAD_DIM + d[None, :], mask=ok[:, None], other=0.0, cache_modifier=".cg"
-    )
+    m = tl.load(stats_ptr + part * 2, mask=ok, other=float("-inf"))
+    denom = tl.load(stats_ptr + part * 2 + 1, mask=ok, other=0.0)
+    acc = tl.load(partial_ptr + part[:, None] * HEAD_DIM + d[None, :], mask=ok[:, None], other=0.0)
     weight = tl.exp(m - tl.max(m, 0))
     out = tl.sum(acc * weight[:, None], 0) / tl.sum(denom * weight, 0)
     tl.store(out_ptr + row * HEAD_DIM + d, out.to(out_ptr.dtype.element_ty))
@@ -243,11 +215,8 @@ def paged_decode_attention(
     block_tables: torch.Tensor,
     context_lens: torch.Tensor,
     splits: int,
-    arrivals: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """As `attention.paged_decode_attention`: q [B, H, D], caches [blocks, block_size, KV, D] → [B, H·D].
-    `arrivals`: int32 zeros, at least B·KV of them, that the splits count themselves in (and leave zero);
-    a CUDA graph needs one allocated outside it."""
+    """As `attention.paged_decode_attention`: q [B, H, D], caches [blocks, block_size, KV, D] → [B, H·D]."""
     q = q.contiguous()
     batch, n_heads, head_dim = q.shape
     _, block_size, kv_heads, _ = k_cache.shape
@@ -262,8 +231,6 @@ def paged_decode_attention(
         stats = torch.empty(batch, n_heads, splits, 2, dtype=torch.float32, device=q.device)
     else:
         partial = stats = out  # not read: the kernel writes `out` directly
-    if arrivals is None:
-        arrivals = torch.zeros(batch * kv_heads, dtype=torch.int32, device=q.device)
     _decode_kernel[(batch, kv_heads, splits)](
         q,
         k_cache,
@@ -273,7 +240,6 @@ def paged_decode_attention(
         out,
         partial,
         stats,
-        arrivals,
         head_dim**-0.5,
         block_tables.stride(0),
         N_HEADS=n_heads,
@@ -285,6 +251,9 @@ def paged_decode_attention(
         TILE=tile,
         TILES_PER_SPLIT=per_split,
         N_SPLITS=splits,
-        SPLITS_PAD=triton.next_power_of_2(splits),
     )
+    if splits > 1:
+        _merge_kernel[(batch * n_heads,)](
+            partial, stats, out, N_SPLITS=splits, SPLITS_PAD=triton.next_power_of_2(splits), HEAD_DIM=head_dim
+        )
     return out.view(batch, -1)

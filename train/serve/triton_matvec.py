@@ -14,9 +14,12 @@ one kernel that also does what sits around it:
 
 A program owns BLOCK_N output columns (for RoPE and SiLU two blocks that belong together: the two halves
 of a head, gate and up), streams their weight rows in BLOCK_K-wide tiles and reduces in fp32 registers;
-the activations are a few KB and come from L2. Rounding follows the unfused path: the normalized input
-is rounded to the activation dtype before and after its weight is applied (as `rms_norm`), and a
-projection's output is rounded before RoPE or SiLU. Tiles are chosen per shape by `triton.autotune` on
+the activations are a few KB and come from L2. At these sizes a kernel's time is mostly a few
+dependent memory round trips, not bytes, so each kernel makes one: the epilogue's operands (residual,
+RoPE angles, slots) are loaded up front, and the norm is applied after the dot product, in fp32
+(rms_norm(x) · W = inv_rms · ((x ⊙ gain) · W), the sum of squares gathered in the same pass), where the
+unfused path rounds the normalized input to bf16 twice first; a projection's output is still rounded
+before RoPE or SiLU, as there. Tiles are chosen per shape by `triton.autotune` on
 the first call, which the engine makes before it captures its CUDA graphs.
 """
 
@@ -113,38 +116,44 @@ def _matvec_kernel(
     x_rows = x_ptr + m[:, None] * K
     dtype = x_ptr.dtype.element_ty
 
-    if NORM:
-        squares = tl.zeros([M_PAD], tl.float32)
-        for k0 in range(0, K, BLOCK_K):
-            k = k0 + tl.arange(0, BLOCK_K)
-            x = tl.load(x_rows + k[None, :], mask=ok_m[:, None] & (k < K)[None, :], other=0.0).to(tl.float32)
-            squares += tl.sum(x * x, 1)
-        inv_rms = tl.rsqrt(squares / K + eps)
+    ok = ok_m[:, None] & ok_n[None, :]
+    # The epilogue's operands first, so that their loads overlap the weights' rather than follow them.
+    if MODE == RESIDUAL:
+        residual = tl.load(res_ptr + m[:, None] * N + rows_a[None, :], mask=ok, other=0.0).to(tl.float32)
+    if MODE == ROPE:
+        position = tl.load(positions_ptr + m, mask=ok_m, other=0)
+        slot = tl.load(slots_ptr + m, mask=ok_m, other=0).to(tl.int64)
+        # The tables hold [angles, angles]: both halves of a head turn by the angles of columns < HALF.
+        angle_at = position[:, None] * HEAD_DIM + col[None, :]
+        cos = tl.load(cos_ptr + angle_at, mask=ok, other=1.0)
+        sin = tl.load(sin_ptr + angle_at, mask=ok, other=0.0)
 
+    # One pass: rms_norm(x) · W = inv_rms · ((x ⊙ gain) · W), the sum of squares gathered on the way.
+    squares = tl.zeros([M_PAD], tl.float32)
     acc_a = tl.zeros([M_PAD, BLOCK_N], tl.float32)
     acc_b = tl.zeros([M_PAD, BLOCK_N], tl.float32)
     for k0 in range(0, K, BLOCK_K):
         k = k0 + tl.arange(0, BLOCK_K)
         ok_k = k < K
-        x = tl.load(x_rows + k[None, :], mask=ok_m[:, None] & ok_k[None, :], other=0.0)
-        if NORM:
-            gain = tl.load(norm_ptr + k, mask=ok_k, other=0.0).to(tl.float32)
-            x = (x.to(tl.float32) * inv_rms[:, None]).to(dtype)
-            x = (x.to(tl.float32) * gain[None, :]).to(dtype)
-        x = x.to(tl.float32)[:, None, :]
-        w = tl.load(w_a + k[None, :], mask=ok_n[:, None] & ok_k[None, :], other=0.0).to(tl.float32)
-        acc_a += tl.sum(x * w[None, :, :], 2)
+        w = tl.load(w_a + k[None, :], mask=ok_n[:, None] & ok_k[None, :], other=0.0)
         if MODE >= SILU:
-            w = tl.load(w_b + k[None, :], mask=ok_n[:, None] & ok_k[None, :], other=0.0).to(tl.float32)
-            acc_b += tl.sum(x * w[None, :, :], 2)
+            w_partner = tl.load(w_b + k[None, :], mask=ok_n[:, None] & ok_k[None, :], other=0.0)
+        x = tl.load(x_rows + k[None, :], mask=ok_m[:, None] & ok_k[None, :], other=0.0).to(tl.float32)
+        if NORM:
+            squares += tl.sum(x * x, 1)
+            x = x * tl.load(norm_ptr + k, mask=ok_k, other=0.0).to(tl.float32)[None, :]
+        acc_a += tl.sum(x[:, None, :] * w.to(tl.float32)[None, :, :], 2)
+        if MODE >= SILU:
+            acc_b += tl.sum(x[:, None, :] * w_partner.to(tl.float32)[None, :, :], 2)
+    if NORM:
+        inv_rms = tl.rsqrt(squares / K + eps)[:, None]
+        acc_a *= inv_rms
+        acc_b *= inv_rms
 
-    ok = ok_m[:, None] & ok_n[None, :]
     if MODE == PLAIN:
         tl.store(out_ptr + m[:, None] * N + rows_a[None, :], acc_a.to(dtype), mask=ok)
     elif MODE == RESIDUAL:
-        at = m[:, None] * N + rows_a[None, :]
-        residual = tl.load(res_ptr + at, mask=ok, other=0.0).to(tl.float32)
-        tl.store(out_ptr + at, (residual + acc_a).to(dtype), mask=ok)
+        tl.store(out_ptr + m[:, None] * N + rows_a[None, :], (residual + acc_a).to(dtype), mask=ok)
     elif MODE == SILU:
         gate = acc_a.to(dtype).to(tl.float32)
         up = acc_b.to(dtype).to(tl.float32)
@@ -155,18 +164,12 @@ def _matvec_kernel(
         a = acc_a.to(dtype).to(tl.float32)
         b = acc_b.to(dtype).to(tl.float32)
         if head < N_HEADS + KV_HEADS:
-            # The tables hold [angles, angles]: both halves of a head turn by the angles of columns < HALF.
-            position = tl.load(positions_ptr + m, mask=ok_m, other=0)
-            angle_at = position[:, None] * HEAD_DIM + col[None, :]
-            cos = tl.load(cos_ptr + angle_at, mask=ok, other=1.0)
-            sin = tl.load(sin_ptr + angle_at, mask=ok, other=0.0)
             a, b = a * cos - b * sin, b * cos + a * sin
         if head < N_HEADS:
             q = out_ptr + m[:, None] * (N_HEADS * HEAD_DIM) + head * HEAD_DIM + col[None, :]
             tl.store(q, a.to(dtype), mask=ok)
             tl.store(q + HALF, b.to(dtype), mask=ok)
         else:
-            slot = tl.load(slots_ptr + m, mask=ok_m, other=0).to(tl.int64)
             kv_head = (head - N_HEADS) % KV_HEADS
             at = (slot[:, None] * KV_HEADS + kv_head) * HEAD_DIM + col[None, :]
             if head < N_HEADS + KV_HEADS:
