@@ -139,6 +139,18 @@ def test_sampling_draws_from_the_tempered_distribution():
         assert torch.allclose(freq, (logits / temperature).softmax(-1), atol=0.03)
 
 
+def test_the_runners_greedy_tokens_serve_only_batches_that_want_nothing_else():
+    sampler = Sampler(vocab_size=4, device=torch.device("cpu"), seed=0)
+    logits = torch.tensor([[0.0, 5.0, 1.0, 0.0]])
+    seen = Sequence("0", [1, 1, 1], SamplingParams(temperature=0, repetition_penalty=100.0), 1, None, None)
+    marker = torch.tensor([3])  # not the argmax: shows whose answer the sampler returns
+    assert sampler(logits, _fake_seqs([SamplingParams(temperature=0)]), marker)[0] == [3]
+    # A penalty, logprobs or sampling need the logits: the runner's argmax is not the answer then.
+    assert sampler(logits.clone(), [seen], marker)[0] == [2]
+    tokens, logprobs = sampler(logits, _fake_seqs([SamplingParams(temperature=0, logprobs=1)]), marker)
+    assert tokens == [1] and logprobs[0] is not None
+
+
 def test_top_k_top_p_and_min_p_keep_only_the_likely_tokens():
     logits = torch.tensor([[3.0, 2.9, 0.0, -1.0, -2.0]]).expand(500, 5).clone()
     sampler = Sampler(vocab_size=5, device=torch.device("cpu"), seed=0)

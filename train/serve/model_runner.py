@@ -14,8 +14,8 @@ steps replay CUDA graphs captured per batch-size bucket: a step is a few hundred
 launching them one by one from Python would take longer than running them. Steps of at most
 `triton_matvec.MAX_ROWS` sequences, where a step is reading the weights and little else, go through
 triton_matvec.py instead: each projection one kernel with its norm, RoPE, cache write, SiLU or residual
-add fused in. A batch is padded up to its
-bucket with rows that read and write only a spare cache block past the ones the block manager hands out."""
+add fused in. A batch is padded up to its bucket with rows that read and write only a spare cache block
+past the ones the block manager hands out."""
 
 from __future__ import annotations
 
