@@ -1,0 +1,97 @@
+"""Wrap a local mirror of HTML pages (a directory tree, e.g. from `wget --mirror`, or installed HTML docs)
+into gzipped WARC files of response records, so that `curate run` can curate it like a crawl.
+
+    python scripts/html_dir_to_warc.py DIR --base-url https://example.org/ --out runs/mirror/warc
+
+Each `.html`/`.htm` file under DIR becomes one response record (HTTP 200, `text/html; charset=utf-8`,
+or the charset its `<meta>` names) whose target URI is the base URL plus the file's path relative to DIR.
+Files go in sorted path order, `--per-file` records to a WARC file; record ids derive from the URI and
+dates from the file's mtime, and warcio's gzip members carry no timestamp, so a rerun over the same tree
+writes byte-identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_-]+)""", re.IGNORECASE)
+
+
+def pages(root: Path, patterns: list[str]) -> list[Path]:
+    """The HTML files under root matching any of the glob patterns, in sorted order."""
+    found = {p for pattern in patterns for p in root.glob(pattern) if p.is_file()}
+    return sorted(p for p in found if p.suffix.lower() in (".html", ".htm"))
+
+
+def write_record(writer: WARCWriter, uri: str, body: bytes, modified: datetime) -> None:
+    match = _CHARSET.search(body[:4096])
+    charset = match.group(1).decode("ascii").lower() if match else "utf-8"
+    http = StatusAndHeaders(
+        "200 OK",
+        [("Content-Type", f"text/html; charset={charset}"), ("Content-Length", str(len(body)))],
+        protocol="HTTP/1.1",
+    )
+    headers = {
+        "WARC-Record-ID": f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, uri)}>",
+        "WARC-Date": modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    record = writer.create_warc_record(
+        uri, "response", payload=_Stream(body), http_headers=http, warc_headers_dict=headers
+    )
+    writer.write_record(record)
+
+
+class _Stream:
+    """A bytes payload as the file-like object warcio reads from."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._pos = data, 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._data) if size is None or size < 0 else self._pos + size
+        chunk = self._data[self._pos : end]
+        self._pos += len(chunk)
+        return chunk
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", type=Path, help="directory tree of HTML files")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the WARC files")
+    parser.add_argument("--base-url", default=None, help="URL prefix of the records (default: file URIs)")
+    parser.add_argument("--glob", action="append", help="glob under root (repeatable; default **/*)")
+    parser.add_argument("--per-file", type=int, default=5000, help="records per WARC file")
+    args = parser.parse_args(argv)
+    if not args.root.is_dir():
+        parser.error(f"{args.root} is not a directory")
+    if args.per_file < 1:
+        parser.error("--per-file must be at least 1")
+    files = pages(args.root, args.glob or ["**/*"])
+    if not files:
+        parser.error(f"no .html/.htm files under {args.root}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = args.base_url.rstrip("/") + "/" if args.base_url else args.root.resolve().as_uri() + "/"
+    written = 0
+    for start in range(0, len(files), args.per_file):
+        name = args.out / f"mirror-{start // args.per_file:05d}.warc.gz"
+        with name.open("wb") as out:
+            writer = WARCWriter(out, gzip=True)
+            for path in files[start : start + args.per_file]:
+                modified = datetime.fromtimestamp(int(path.stat().st_mtime), tz=timezone.utc)
+                uri = base + path.relative_to(args.root).as_posix()
+                write_record(writer, uri, path.read_bytes(), modified)
+                written += 1
+    print(f"{written} pages from {args.root} in {-(-written // args.per_file)} WARC files under {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
