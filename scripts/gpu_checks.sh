@@ -7,6 +7,7 @@
 #        minhash bench/minhash_throughput.py's GPU path: signatures equal to the CPU path's, speed-up
 #        serve   bench/serve_throughput.py: engine vs HF generate, nano-vllm protocol, batch-1 floor
 #        decode  scripts/serve_decode_profile.py: GPU time per kernel of the batch-1 decode graph
+#        matvec  bench/matvec_throughput.py: each fused decode matvec against cuBLAS, per shape
 #        converge  train pretrain, 124m, $CONVERGE_STEPS steps on $DATA (curated shards), loss curve PNG
 # The image lacks pydantic, dask & co: their wheels travel in .whl/ (carry it).
 set -u
@@ -39,6 +40,10 @@ fi
 if step decode; then
     $T 150 python3 scripts/serve_decode_profile.py --json "$OUT/decode_profile.json" > "$OUT/decode.log" 2>&1
     echo "decode rc=$?" >> "$OUT/env.log"
+fi
+if step matvec; then
+    $T 150 python3 bench/matvec_throughput.py --json "$OUT/matvec.json" > "$OUT/matvec.log" 2>&1
+    echo "matvec rc=$?" >> "$OUT/env.log"
 fi
 if step converge; then
     $T 540 python3 -m train.cli pretrain --data "${DATA:?set DATA=shard dir}" --preset 124m --out /tmp/converge \
