@@ -59,37 +59,24 @@ def ops(rows: int, device: torch.device) -> dict[str, tuple]:
     w_down = weights(D, FFN)
     lm_head = weights(VOCAB, D, copies=1) * LAYERS  # one matrix, already bigger than L2
 
-    def nbytes(w: list[torch.Tensor]) -> int:
-        return w[0].numel() * w[0].element_size()
+    def qkv_rope(w: torch.Tensor) -> torch.Tensor:
+        return tm.norm_matvec_rope_cache(x, gain, EPS, w, cos, sin, positions, slots, k_cache, v_cache, HEADS)
 
+    # (projection, ours on a weight, the peer's input, the weight's copies)
+    table = [
+        ("norm + qkv + RoPE + cache write", qkv_rope, x, wqkv),
+        ("output projection + residual", lambda w: tm.matvec_add(x, w, x), x, wo),
+        ("norm + gate/up + SiLU", lambda w: tm.norm_matvec_silu(x, gain, EPS, w), x, w_gate_up),
+        ("down projection + residual", lambda w: tm.matvec_add(act, w, x), act, w_down),
+        ("final norm + LM head", lambda w: tm.norm_matvec(x, gain, EPS, w), x, lm_head),
+    ]
     return {
-        "norm + qkv + RoPE + cache write": (
-            lambda i: tm.norm_matvec_rope_cache(
-                x, gain, EPS, wqkv[i], cos, sin, positions, slots, k_cache, v_cache, HEADS
-            ),
-            lambda i: F.linear(x, wqkv[i]),
-            nbytes(wqkv),
-        ),
-        "output projection + residual": (
-            lambda i: tm.matvec_add(x, wo[i], x),
-            lambda i: F.linear(x, wo[i]),
-            nbytes(wo),
-        ),
-        "norm + gate/up + SiLU": (
-            lambda i: tm.norm_matvec_silu(x, gain, EPS, w_gate_up[i]),
-            lambda i: F.linear(x, w_gate_up[i]),
-            nbytes(w_gate_up),
-        ),
-        "down projection + residual": (
-            lambda i: tm.matvec_add(act, w_down[i], x),
-            lambda i: F.linear(act, w_down[i]),
-            nbytes(w_down),
-        ),
-        "final norm + LM head": (
-            lambda i: tm.norm_matvec(x, gain, EPS, lm_head[i]),
-            lambda i: F.linear(x, lm_head[i]),
-            nbytes(lm_head),
-        ),
+        name: (
+            lambda i, fn=fn, copies=copies: fn(copies[i]),
+            lambda i, inp=inp, copies=copies: F.linear(inp, copies[i]),
+            copies[0].numel() * copies[0].element_size(),
+        )
+        for name, fn, inp, copies in table
     }
 
 
