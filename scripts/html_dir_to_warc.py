@@ -5,7 +5,8 @@ into gzipped WARC files of response records, so that `curate run` can curate it 
 
 Each `.html`/`.htm` file under DIR becomes one response record (HTTP 200, `text/html; charset=utf-8`,
 or the charset its `<meta>` names) whose target URI is the base URL plus the file's path relative to DIR.
-Files go in sorted path order, `--per-file` records to a WARC file; record ids derive from the URI and
+Files go in sorted path order, `--per-file` records to a WARC file (curate runs one task per input file,
+so this sets how many workers can share the job); record ids derive from the URI and
 dates from the file's mtime, and warcio's gzip members carry no timestamp, so a rerun over the same tree
 writes byte-identical files.
 """
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="directory for the WARC files")
     parser.add_argument("--base-url", default=None, help="URL prefix of the records (default: file URIs)")
     parser.add_argument("--glob", action="append", help="glob under root (repeatable; default **/*)")
-    parser.add_argument("--per-file", type=int, default=5000, help="records per WARC file")
+    parser.add_argument("--per-file", type=int, default=500, help="records per WARC file")
     args = parser.parse_args(argv)
     if not args.root.is_dir():
         parser.error(f"{args.root} is not a directory")
