@@ -34,6 +34,7 @@ class EngineConfig(BaseModel):
         "auto", description="Weights and KV cache: auto is bfloat16 on CUDA, float32 on CPU."
     )
     enforce_eager: bool = Field(
-        False, description="On CUDA, skip torch.compile and CUDA graphs (slower; for debugging)."
+        False,
+        description="On CUDA, skip torch.compile, CUDA graphs and the fused decode matvecs (slower; for debugging).",
     )
     seed: int = Field(0, description="Seed of the sampling of requests that bring no seed of their own.")

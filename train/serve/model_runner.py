@@ -127,7 +127,9 @@ class ModelRunner:
         if cuda:
             from train.serve import triton_attention, triton_matvec
 
-            if triton_matvec.supports(mc.head_dim, dtype):
+            # Their tiles are tuned on first use, which the graph capture makes at start-up; an eager
+            # engine would pay seconds of tuning in its first small batch, so it keeps cuBLAS.
+            if fast and triton_matvec.supports(mc.head_dim, dtype):
                 self._matvec = triton_matvec
             if triton_attention.supports(mc.head_dim, cfg.block_size, dtype):
                 self._triton = triton_attention
