@@ -14,6 +14,7 @@ writes byte-identical files.
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import sys
 import uuid
@@ -45,22 +46,9 @@ def write_record(writer: WARCWriter, uri: str, body: bytes, modified: datetime) 
         "WARC-Date": modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     record = writer.create_warc_record(
-        uri, "response", payload=_Stream(body), http_headers=http, warc_headers_dict=headers
+        uri, "response", payload=io.BytesIO(body), http_headers=http, warc_headers_dict=headers
     )
     writer.write_record(record)
-
-
-class _Stream:
-    """A bytes payload as the file-like object warcio reads from."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data, self._pos = data, 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self._data) if size is None or size < 0 else self._pos + size
-        chunk = self._data[self._pos : end]
-        self._pos += len(chunk)
-        return chunk
 
 
 def main(argv: list[str] | None = None) -> int:

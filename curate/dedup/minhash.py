@@ -74,8 +74,7 @@ def signatures_numba(shingles: Shingles, perms: Permutations) -> np.ndarray:
     """One uint32 signature row per document, as `signatures_numpy`, from a compiled loop (the CPU path)."""
     n_docs = len(shingles.counts)
     out = np.full((n_docs, perms.num_perm), EMPTY, dtype=np.uint32)
-    offsets = np.zeros(n_docs + 1, dtype=np.int64)
-    np.cumsum(shingles.counts, out=offsets[1:])
+    offsets = shingles.offsets()
     _compiled_fold()(np.ascontiguousarray(shingles.hashes, dtype=np.uint64), offsets, perms.a, perms.b, out)
     return out
 

@@ -89,8 +89,7 @@ def signatures_triton(
     signatures = torch.empty((n_docs, num_perm), dtype=torch.int32, pin_memory=True)
     if n_docs == 0:
         return signatures.numpy().view(np.uint32)
-    offsets = np.zeros(n_docs + 1, dtype=np.int64)
-    np.cumsum(shingles.counts, out=offsets[1:])
+    offsets = shingles.offsets()
     low = torch.from_numpy(_low_halves(shingles.hashes))
     a, b = (torch.from_numpy(v.view(np.int64)).to(device) for v in (perms.a, perms.b))
     offsets_gpu = torch.from_numpy(offsets).to(device)
@@ -143,9 +142,12 @@ def _chunk_bounds(offsets: np.ndarray, chunk: int) -> np.ndarray:
 def device_inputs(shingles: Shingles, perms: Permutations, device: str) -> tuple[torch.Tensor, ...]:
     """The kernel's inputs on `device`: the hashes' low 32 bits, document offsets, a, b (uint64 bits in
     int64 tensors)."""
-    offsets = np.zeros(len(shingles.counts) + 1, dtype=np.int64)
-    np.cumsum(shingles.counts, out=offsets[1:])
-    arrays = (_low_halves(shingles.hashes), offsets, perms.a.view(np.int64), perms.b.view(np.int64))
+    arrays = (
+        _low_halves(shingles.hashes),
+        shingles.offsets(),
+        perms.a.view(np.int64),
+        perms.b.view(np.int64),
+    )
     return tuple(torch.from_numpy(np.ascontiguousarray(v)).to(device) for v in arrays)
 
 

@@ -28,6 +28,12 @@ class Shingles:
     hashes: np.ndarray  # uint64
     counts: np.ndarray  # int64, one per document
 
+    def offsets(self) -> np.ndarray:
+        """Where each document's hashes start, then the end: len(counts) + 1 int64 values."""
+        offsets = np.zeros(len(self.counts) + 1, dtype=np.int64)
+        np.cumsum(self.counts, out=offsets[1:])
+        return offsets
+
     def per_document(self) -> list[np.ndarray]:
         """Each document's set of shingle hashes, sorted and unique."""
         bounds = np.cumsum(self.counts)[:-1]
