@@ -287,8 +287,8 @@ class ModelRunner:
             rows = self._buckets[bisect.bisect_left(self._buckets, batch)]
             graph, logits, greedy = self.graphs[rows]
             # Through pinned memory the copy is a DMA the graph's stream orders, not a staged blocking one.
-            size = self._decode_inputs(seqs, rows, self.table_width, out=self._host_inputs).size
-            self._static_inputs[:size].copy_(self._host_inputs_t[:size], non_blocking=True)
+            size = self._decode_inputs(seqs, rows, self.table_width, out=self._host_inputs.numpy()).size
+            self._static_inputs[:size].copy_(self._host_inputs[:size], non_blocking=True)
             graph.replay()
             return logits[:batch], greedy[:batch]
         width = max(len(s.block_table) for s in seqs)
@@ -338,8 +338,7 @@ class ModelRunner:
         """One graph per bucket, largest first, all in one memory pool (a smaller one reuses its blocks)."""
         size = self._buckets[-1] * (4 + self.table_width)
         self._static_inputs = torch.empty(size, dtype=torch.int64, device=self.device)
-        self._host_inputs_t = torch.empty(size, dtype=torch.int64, pin_memory=True)
-        self._host_inputs = self._host_inputs_t.numpy()
+        self._host_inputs = torch.empty(size, dtype=torch.int64, pin_memory=True)
         pool = None
         with torch.inference_mode():
             for rows in reversed(self._buckets):
