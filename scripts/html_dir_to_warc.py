@@ -27,9 +27,10 @@ from warcio.warcwriter import WARCWriter
 _CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_-]+)""", re.IGNORECASE)
 
 
-def pages(root: Path, patterns: list[str]) -> list[Path]:
-    """The HTML files under root matching any of the glob patterns, in sorted order."""
+def pages(root: Path, patterns: list[str], excludes: list[str] = ()) -> list[Path]:
+    """The HTML files under root matching any of the glob patterns and none of the excludes, sorted."""
     found = {p for pattern in patterns for p in root.glob(pattern) if p.is_file()}
+    found -= {p for pattern in excludes for p in root.glob(pattern)}
     return sorted(p for p in found if p.suffix.lower() in (".html", ".htm"))
 
 
@@ -57,13 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="directory for the WARC files")
     parser.add_argument("--base-url", default=None, help="URL prefix of the records (default: file URIs)")
     parser.add_argument("--glob", action="append", help="glob under root (repeatable; default **/*)")
+    parser.add_argument(
+        "--exclude", action="append", default=[], help="glob under root to leave out (repeatable)"
+    )
     parser.add_argument("--per-file", type=int, default=500, help="records per WARC file")
     args = parser.parse_args(argv)
     if not args.root.is_dir():
         parser.error(f"{args.root} is not a directory")
     if args.per_file < 1:
         parser.error("--per-file must be at least 1")
-    files = pages(args.root, args.glob or ["**/*"])
+    files = pages(args.root, args.glob or ["**/*"], args.exclude)
     if not files:
         parser.error(f"no .html/.htm files under {args.root}")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -45,3 +45,12 @@ def test_a_mirror_becomes_deterministic_warc_files_that_ingest_reads(tmp_path):
     urls = [frame["url"].iloc[0] for frame in kept]
     assert urls == ["https://x.org/guide/intro.htm", "https://x.org/index.html"]
     assert "Café au lait" in kept[0]["html"].iloc[0], "decoded with the charset its <meta> names"
+
+
+def test_excluded_globs_are_left_out(tmp_path):
+    site = tmp_path / "site"
+    (site / "src").mkdir(parents=True)
+    (site / "index.html").write_text("<p>kept</p>")
+    (site / "src" / "lib.rs.html").write_text("<p>source listing</p>")
+    script = load_script()
+    assert script.pages(site, ["**/*"], ["src/**/*"]) == [site / "index.html"]
