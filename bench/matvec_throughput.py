@@ -10,7 +10,9 @@ those as further kernels). As in a decode step, each call reads a different laye
 (24 copies, more bytes than L2 holds), and the calls run as one CUDA graph per side, so launch gaps are
 those of the engine's graphs. Time per call = graph replay time / 24, median of `--repeat`. The
 bandwidth column counts the weight bytes only; the copy bandwidth of the same GPU (device-to-device,
-bytes read + written) is printed as the ceiling.
+bytes read + written) is printed as the ceiling. Ours runs twice, with programmatic dependent launch
+(train/serve/pdl.py, on Hopper: each call prefetches its weights while the previous one finishes) and
+without.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 from serve_throughput import copy_bandwidth  # noqa: E402
 
 from train.model import rope_tables  # noqa: E402
+from train.serve import pdl  # noqa: E402
 
 D, FFN, HEADS, KV_HEADS, HEAD_DIM, VOCAB, LAYERS = 1024, 4096, 16, 4, 64, 50_304, 24
 EPS = 1e-5
@@ -113,16 +116,21 @@ def main() -> int:
     result: dict = {"gpu": torch.cuda.get_device_name(), "copy_bandwidth_TBps": ceiling / 1e12, "rows": {}}
     print(f"{result['gpu']}: copy bandwidth {ceiling / 1e12:.2f} TB/s (read + write)")
     print(
-        f"{'rows':>4}  {'projection':34} {'ours µs':>8} {'TB/s':>5} {'cuBLAS µs':>9} {'TB/s':>5} {'cuBLAS/ours':>11}"
+        f"{'rows':>4}  {'projection':34} {'ours µs':>8} {'TB/s':>5} {'no PDL µs':>9} "
+        f"{'cuBLAS µs':>9} {'TB/s':>5} {'cuBLAS/ours':>11}"
     )
     with torch.inference_mode():
         for rows in (1, 2, 4):
             table = {}
             for name, (ours, peer, nbytes) in ops(rows, device).items():
                 t_ours, t_peer = per_call_seconds(ours, args.repeat), per_call_seconds(peer, args.repeat)
+                pdl.ENABLED = False
+                t_plain = per_call_seconds(ours, args.repeat)
+                pdl.ENABLED = True
                 table[name] = {
                     "ours_us": 1e6 * t_ours,
                     "ours_TBps": nbytes / t_ours / 1e12,
+                    "ours_without_pdl_us": 1e6 * t_plain,
                     "cublas_us": 1e6 * t_peer,
                     "cublas_TBps": nbytes / t_peer / 1e12,
                     "ratio": t_peer / t_ours,
@@ -130,7 +138,7 @@ def main() -> int:
                 }
                 row = table[name]
                 print(
-                    f"{rows:>4}  {name:34} {row['ours_us']:8.2f} {row['ours_TBps']:5.2f} "
+                    f"{rows:>4}  {name:34} {row['ours_us']:8.2f} {row['ours_TBps']:5.2f} {1e6 * t_plain:9.2f} "
                     f"{row['cublas_us']:9.2f} {row['cublas_TBps']:5.2f} {row['ratio']:11.2f}"
                 )
             result["rows"][rows] = table

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from train.model import ModelConfig, Transformer  # noqa: E402
-from train.serve import LLM, SamplingParams  # noqa: E402
+from train.serve import LLM, SamplingParams, pdl  # noqa: E402
 from train.serve.sequence import Sequence  # noqa: E402
 
 BENCH_MODEL = dict(
@@ -132,7 +132,21 @@ def bench_engine(llm: LLM, requests: list[tuple[list[int], int]], device: torch.
 
 
 def bench_batch1(llm: LLM, vocab: int, prompt_len: int, steps: int, device: torch.device) -> dict:
-    """Per-step times of one request's decode; the CUDA graph of batch 1 replayed alone."""
+    """Per-step times of one request's decode; the CUDA graph of batch 1 replayed alone. Where the kernels
+    launch with PDL (train/serve/pdl.py), the same again with the graphs recaptured without it: the A/B on
+    one machine."""
+    result = batch1_steps(llm, vocab, prompt_len, steps, device)
+    runner = llm.engine.runner
+    if runner.graphs and pdl.active(runner.kv_cache):
+        pdl.ENABLED = False
+        runner.capture_graphs()
+        result["without_pdl"] = batch1_steps(llm, vocab, prompt_len, steps, device)
+        pdl.ENABLED = True
+        runner.capture_graphs()
+    return result
+
+
+def batch1_steps(llm: LLM, vocab: int, prompt_len: int, steps: int, device: torch.device) -> dict:
     engine = llm.engine
     rng = random.Random(1)
     engine.add_request([rng.randrange(vocab) for _ in range(prompt_len)], greedy(steps))
@@ -423,6 +437,12 @@ def main() -> int:
         f"batch-1 decode: {b1['step_ms']:.3f} ms/step, {b1['step_ms'] / floor_ms:.2f}× the floor of {floor_ms:.3f} ms "
         f"(weights + KV at {b1['mean_context']:.0f} tokens / {bandwidth / 1e12:.2f} TB/s){graph}; target ≤ 3×"
     )
+    if "without_pdl" in b1:
+        off = b1["without_pdl"]
+        print(
+            f"  the same without PDL: {off['step_ms']:.3f} ms/step ({off['step_ms'] / floor_ms:.2f}×), graph "
+            f"{off['graph_ms']:.3f} ms; PDL saves {off['step_ms'] - b1['step_ms']:.3f} ms a step"
+        )
     graph = f" (CUDA graph replay alone {full['graph_ms']:.2f} ms)" if "graph_ms" in full else ""
     print(
         f"decode step at batch {full['batch']}, {full['context']} tokens each: {full['step_ms']:.2f} ms{graph}; "

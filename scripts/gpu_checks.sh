@@ -6,6 +6,7 @@
 # Steps: tests   the CUDA tests (MinHash kernels vs CPU bits, Triton decode attention, CUDA-graph engine)
 #        minhash bench/minhash_throughput.py's GPU path: signatures equal to the CPU path's, speed-up
 #        serve   bench/serve_throughput.py: engine vs HF generate, nano-vllm protocol, batch-1 floor
+#                ($SERVE_FLAGS: its options, e.g. "--no-hf --requests 64" for the batch-1 figures alone)
 #        decode  scripts/serve_decode_profile.py: GPU time per kernel of the batch-1 decode graph
 #        matvec  bench/matvec_throughput.py: each fused decode matvec against cuBLAS, per shape
 #        converge  train pretrain, 124m, $CONVERGE_STEPS steps on $DATA (curated shards), loss curve PNG
@@ -34,7 +35,7 @@ if step minhash; then
     echo "minhash rc=$?" >> "$OUT/env.log"
 fi
 if step serve; then
-    $T 330 python3 bench/serve_throughput.py --json "$OUT/serve.json" > "$OUT/serve.log" 2>&1
+    $T 330 python3 bench/serve_throughput.py --json "$OUT/serve.json" ${SERVE_FLAGS:-} > "$OUT/serve.log" 2>&1
     echo "serve rc=$?" >> "$OUT/env.log"
 fi
 if step decode; then

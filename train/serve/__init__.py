@@ -9,6 +9,7 @@
 | `scheduler.py` | continuous batching: prefill first, decode, preemption, the bounded queue |
 | `model_runner.py` | the model's forward over the paged cache; CUDA graphs for decode |
 | `attention.py`, `triton_attention.py` | prefill and paged decode attention (torch; Triton on CUDA) |
+| `triton_matvec.py`, `pdl.py` | fused decode matvecs for small batches; programmatic dependent launch |
 | `sampler.py` | greedy, temperature, top-k, top-p, min-p, repetition penalty, seeds, logprobs |
 | `detokenizer.py` | incremental text, stop strings held back until they are ruled out |
 | `tokenizer.py` | the checkpoint's tokenizer, end-of-text token and chat template |

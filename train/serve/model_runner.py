@@ -139,7 +139,7 @@ class ModelRunner:
         if cuda:
             self._warm_up_prefill(cfg.max_num_batched_tokens)
         if fast:
-            self._capture_graphs()
+            self.capture_graphs()
 
     def _num_blocks(self, cfg: EngineConfig, n_layer: int) -> int:
         block_bytes = 2 * n_layer * cfg.block_size * self.n_kv_head * self.head_dim * self.dtype.itemsize
@@ -334,8 +334,10 @@ class ModelRunner:
         )
         torch.cuda.synchronize(self.device)
 
-    def _capture_graphs(self) -> None:
-        """One graph per bucket, largest first, all in one memory pool (a smaller one reuses its blocks)."""
+    def capture_graphs(self) -> None:
+        """One graph per bucket, largest first, all in one memory pool (a smaller one reuses its blocks);
+        called again, it replaces them (bench/serve_throughput.py recaptures with PDL off for its A/B)."""
+        self.graphs.clear()
         size = self._buckets[-1] * (4 + self.table_width)
         self._static_inputs = torch.empty(size, dtype=torch.int64, device=self.device)
         self._host_inputs = torch.empty(size, dtype=torch.int64, pin_memory=True)

@@ -16,6 +16,8 @@ import torch
 import triton
 import triton.language as tl
 
+from train.serve.pdl import active
+
 
 @triton.jit
 def _rope_cache_kernel(
@@ -120,7 +122,11 @@ def _decode_kernel(
     TILE: tl.constexpr,
     TILES_PER_SPLIT: tl.constexpr,
     N_SPLITS: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    if PDL:  # pdl.py: let the next kernel's weight loads start, then wait for q and the cache write
+        tl.extra.cuda.gdc_launch_dependents()
+        tl.extra.cuda.gdc_wait()
     seq = tl.program_id(0)
     kv_head = tl.program_id(1)
     split = tl.program_id(2)
@@ -174,8 +180,17 @@ def _decode_kernel(
 
 @triton.jit
 def _merge_kernel(
-    partial_ptr, stats_ptr, out_ptr, N_SPLITS: tl.constexpr, SPLITS_PAD: tl.constexpr, HEAD_DIM: tl.constexpr
+    partial_ptr,
+    stats_ptr,
+    out_ptr,
+    N_SPLITS: tl.constexpr,
+    SPLITS_PAD: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    if PDL:
+        tl.extra.cuda.gdc_launch_dependents()
+        tl.extra.cuda.gdc_wait()
     row = tl.program_id(0)
     s = tl.arange(0, SPLITS_PAD)
     d = tl.arange(0, HEAD_DIM)
@@ -226,6 +241,7 @@ def paged_decode_attention(
     splits = triton.cdiv(tiles, per_split)
     group = n_heads // kv_heads
     out = torch.empty_like(q)
+    pdl = active(q)
     if splits > 1:
         partial = torch.empty(batch, n_heads, splits, head_dim, dtype=torch.float32, device=q.device)
         stats = torch.empty(batch, n_heads, splits, 2, dtype=torch.float32, device=q.device)
@@ -251,9 +267,18 @@ def paged_decode_attention(
         TILE=tile,
         TILES_PER_SPLIT=per_split,
         N_SPLITS=splits,
+        PDL=pdl,
+        launch_pdl=pdl,
     )
     if splits > 1:
         _merge_kernel[(batch * n_heads,)](
-            partial, stats, out, N_SPLITS=splits, SPLITS_PAD=triton.next_power_of_2(splits), HEAD_DIM=head_dim
+            partial,
+            stats,
+            out,
+            N_SPLITS=splits,
+            SPLITS_PAD=triton.next_power_of_2(splits),
+            HEAD_DIM=head_dim,
+            PDL=pdl,
+            launch_pdl=pdl,
         )
     return out.view(batch, -1)

@@ -21,6 +21,11 @@ RoPE angles, slots) are loaded up front, and the norm is applied after the dot p
 unfused path rounds the normalized input to bf16 twice first; a projection's output is still rounded
 before RoPE or SiLU, as there. Tiles are chosen per shape by `triton.autotune` on
 the first call, which the engine makes before it captures its CUDA graphs.
+
+On Hopper the kernels launch with programmatic dependent launch (pdl.py): a program loads its first
+weight tile before it waits for the previous kernel, so a projection's weights are on their way while
+the attention or projection before it finishes; in the loop the next tile's loads go out before the
+current tile is used.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
+from train.serve.pdl import active
 
 MAX_ROWS = 4
 # Epilogues, as constexpr globals so that the kernel may read them.
@@ -61,7 +68,7 @@ def _bench(kernel_call, quantiles):
 # every tile left in costs a compile at engine start-up.
 @triton.autotune(
     configs=[triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=4) for n in (4, 8) for k in (512, 1024)],
-    key=["M_PAD", "N", "K", "MODE"],
+    key=["M_PAD", "N", "K", "MODE", "PDL"],
     prune_configs_by={"early_config_prune": _prune},
     do_bench=_bench,
 )
@@ -88,9 +95,12 @@ def _matvec_kernel(
     N_HEADS: tl.constexpr,
     KV_HEADS: tl.constexpr,
     HEAD_DIM: tl.constexpr,
+    PDL: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
+    if PDL:
+        tl.extra.cuda.gdc_launch_dependents()
     pid = tl.program_id(0)
     j = tl.arange(0, BLOCK_N)
     HALF = HEAD_DIM // 2
@@ -115,7 +125,15 @@ def _matvec_kernel(
     dtype = x_ptr.dtype.element_ty
 
     ok = ok_m[:, None] & ok_n[None, :]
-    # The epilogue's operands first, so that their loads overlap the weights' rather than follow them.
+    # The first weight tile before the wait (pdl.py): no kernel of the step writes the weights.
+    k = tl.arange(0, BLOCK_K)
+    ok_w = ok_n[:, None] & (k < K)[None, :]
+    w = tl.load(w_a + k[None, :], mask=ok_w, other=0.0)
+    if MODE >= SILU:
+        w_partner = tl.load(w_b + k[None, :], mask=ok_w, other=0.0)
+    if PDL:
+        tl.extra.cuda.gdc_wait()
+    # The epilogue's operands next, so that their loads overlap the weights' rather than follow them.
     if MODE == RESIDUAL:
         residual = tl.load(res_ptr + m[:, None] * N + rows_a[None, :], mask=ok, other=0.0).to(tl.float32)
     if MODE == ROPE:
@@ -133,16 +151,20 @@ def _matvec_kernel(
     for k0 in range(0, K, BLOCK_K):
         k = k0 + tl.arange(0, BLOCK_K)
         ok_k = k < K
-        w = tl.load(w_a + k[None, :], mask=ok_n[:, None] & ok_k[None, :], other=0.0)
-        if MODE >= SILU:
-            w_partner = tl.load(w_b + k[None, :], mask=ok_n[:, None] & ok_k[None, :], other=0.0)
         x = tl.load(x_rows + k[None, :], mask=ok_m[:, None] & ok_k[None, :], other=0.0).to(tl.float32)
+        # The next weight tile is requested before this one is used: two tiles in flight per program.
+        ok_next = ok_n[:, None] & (k + BLOCK_K < K)[None, :]
+        w_next = tl.load(w_a + BLOCK_K + k[None, :], mask=ok_next, other=0.0)
+        if MODE >= SILU:
+            w_partner_next = tl.load(w_b + BLOCK_K + k[None, :], mask=ok_next, other=0.0)
         if NORM:
             squares += tl.sum(x * x, 1)
             x = x * tl.load(norm_ptr + k, mask=ok_k, other=0.0).to(tl.float32)[None, :]
         acc_a += tl.sum(x[:, None, :] * w.to(tl.float32)[None, :, :], 2)
+        w = w_next
         if MODE >= SILU:
             acc_b += tl.sum(x[:, None, :] * w_partner.to(tl.float32)[None, :, :], 2)
+            w_partner = w_partner_next
     if NORM:
         inv_rms = tl.rsqrt(squares / K + eps)[:, None]
         acc_a *= inv_rms
@@ -186,6 +208,7 @@ def _launch(x, weight, out, mode, outputs, norm=None, eps=0.0, residual=None, ro
         raise ValueError(f"the matvec kernels take at most {MAX_ROWS} rows, got {rows}")
     cos, sin, positions, slots, k_cache, v_cache, n_heads = rope or (x, x, x, x, x, x, 1)
     kv_heads, head_dim = (k_cache.shape[2], k_cache.shape[3]) if rope else (1, 8)
+    pdl = active(x)
     if mode is ROPE:
 
         def grid(meta):
@@ -217,6 +240,8 @@ def _launch(x, weight, out, mode, outputs, norm=None, eps=0.0, residual=None, ro
         N_HEADS=n_heads,
         KV_HEADS=kv_heads,
         HEAD_DIM=head_dim,
+        PDL=pdl,
+        launch_pdl=pdl,
     )
     return out
 
