@@ -35,7 +35,8 @@ def random_prompts(count: int, longest: int, seed: int = 0) -> list[list[int]]:
 
 
 def greedy(max_tokens: int, **extra) -> SamplingParams:
-    return SamplingParams(max_tokens=max_tokens, temperature=0, ignore_eos=True, detokenize=False, **extra)
+    extra = {"ignore_eos": True, **extra}
+    return SamplingParams(max_tokens=max_tokens, temperature=0, detokenize=False, **extra)
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +81,10 @@ def test_requests_join_between_decode_steps_and_leave_when_done():
     engine = LLM.from_model(tiny_model(), max_num_batched_tokens=64).engine
     long = engine.add_request([1, 2, 3], greedy(10))
     assert engine.step()[0].seq is long  # prefill
-    engine.step()  # decode: the batch is `long` alone
+    engine.step()  # decode: the batch is `long` alone, and its next decode step is queued behind it
     short = engine.add_request([4, 5], greedy(2))
-    assert [o.seq for o in engine.step()] == [short]  # a new request is prefilled before the next decode
+    assert [o.seq for o in engine.step()] == [long]  # the step already queued
+    assert [o.seq for o in engine.step()] == [short]  # then the new request, before the next decode
     outs = engine.step()
     assert [o.seq for o in outs] == [long, short]  # then it decodes with the running one
     assert [o.finished for o in outs] == [False, True] and short.finish_reason == "length"
@@ -90,6 +92,33 @@ def test_requests_join_between_decode_steps_and_leave_when_done():
     while engine.has_unfinished():
         engine.step()
     assert long.num_output_tokens == 10 and short.num_output_tokens == 2
+
+
+def test_greedy_decode_runs_ahead_and_drops_the_extra_token_of_a_sequence_that_stops():
+    """Greedy steps are queued one ahead (the runner reads the tokens in flight on the device); a
+    sequence that meets its end-of-text token meanwhile ends exactly there, and every block comes back."""
+    model = tiny_model()
+    prompts = random_prompts(3, 12)
+    references = [greedy_reference(model, prompt, 16) for prompt in prompts]
+    llm = LLM.from_model(model, block_size=4, max_num_batched_tokens=64)
+    engine = llm.engine
+    eos = references[0][6]
+    engine.eos_token_id = eos
+    ahead = []
+    decode = engine.runner.decode
+
+    def recording_decode(seqs, after=None):
+        ahead.append(after is not None)
+        return decode(seqs, after)
+
+    engine.runner.decode = recording_decode
+    outs = llm.generate(prompts, greedy(16, ignore_eos=False))
+    assert sum(ahead) >= len(ahead) // 2, "most decode steps were queued ahead"
+    for reference, out in zip(references, outs, strict=True):
+        expected = reference[: reference.index(eos) + 1] if eos in reference else reference
+        assert out.token_ids == expected
+        assert out.finish_reason == ("stop" if eos in reference else "length")
+    assert engine.block_manager.num_free_blocks == engine.block_manager.num_blocks
 
 
 def test_waiting_queue_is_bounded_and_bad_requests_are_refused():

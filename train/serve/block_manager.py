@@ -28,18 +28,19 @@ class BlockManager:
     def blocks_for(self, num_tokens: int) -> int:
         return -(-num_tokens // self.block_size)
 
-    def can_fit(self, seq: Sequence) -> bool:
-        """Whether the free blocks cover all of `seq`'s tokens."""
-        return self._missing(seq) <= len(self._free)
+    def can_fit(self, seq: Sequence, extra: int = 0) -> bool:
+        """Whether the free blocks cover all of `seq`'s tokens and `extra` more."""
+        return self.missing(seq, extra) <= len(self._free)
 
-    def fit(self, seq: Sequence) -> None:
-        """Extend `seq`'s block table to cover all its tokens (call `can_fit` first)."""
-        for _ in range(self._missing(seq)):
+    def fit(self, seq: Sequence, extra: int = 0) -> None:
+        """Extend `seq`'s block table to cover all its tokens and `extra` more (call `can_fit` first)."""
+        for _ in range(self.missing(seq, extra)):
             seq.block_table.append(self._free.popleft())
 
     def free(self, seq: Sequence) -> None:
         self._free.extend(seq.block_table)
         seq.block_table.clear()
 
-    def _missing(self, seq: Sequence) -> int:
-        return self.blocks_for(len(seq)) - len(seq.block_table)
+    def missing(self, seq: Sequence, extra: int = 0) -> int:
+        """Blocks `seq` lacks for its tokens and `extra` more."""
+        return max(0, self.blocks_for(len(seq) + extra) - len(seq.block_table))

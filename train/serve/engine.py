@@ -2,7 +2,8 @@
 
 `LLMEngine` is synchronous and single-threaded: `add_request`, then `step()` until `has_unfinished()` is
 false. Each step runs the scheduler's batch through the model runner and the sampler, then appends each
-sequence's token and applies the stopping rules (end-of-text, stop strings, max_tokens). The offline API
+sequence's token and applies the stopping rules (end-of-text, stop strings, max_tokens); greedy decode
+steps run one ahead of the host (`step`). The offline API
 (llm.py) drives it in a loop; the HTTP server (async_engine.py) drives it from a background thread.
 """
 
@@ -24,7 +25,7 @@ from train.serve.model_runner import ModelRunner
 from train.serve.sampler import Sampler
 from train.serve.sampling_params import SamplingParams
 from train.serve.scheduler import QueueFull, Scheduler
-from train.serve.sequence import Sequence, TokenLogprob
+from train.serve.sequence import Sequence, Status, TokenLogprob
 from train.serve.tokenizer import ServingTokenizer
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -47,6 +48,14 @@ class StepOutput:
     text: str
     logprob: TokenLogprob | None
     finished: bool
+
+
+@dataclass(frozen=True)
+class _GreedyDecode:
+    """A greedy decode step queued on the device: its sequences and their tokens (still on the device)."""
+
+    seqs: list[Sequence]
+    tokens: torch.Tensor
 
 
 def load_model(checkpoint: Path) -> Transformer:
@@ -79,6 +88,7 @@ class LLMEngine:
         self.sampler = Sampler(model.cfg.vocab_size, self.device, config.seed)
         self.eos_token_id = tokenizer.eos_token_id if tokenizer else None
         self._ids = itertools.count()
+        self._ahead: _GreedyDecode | None = None
 
     @classmethod
     def from_checkpoint(
@@ -138,16 +148,52 @@ class LLMEngine:
         return self.scheduler.has_unfinished()
 
     def step(self) -> list[StepOutput]:
-        """Run one prefill or decode step; one output per sequence in it."""
-        batch = self.scheduler.schedule()
-        if batch is None:
-            return []
-        if batch.is_prefill:
-            logits, greedy = self.runner.prefill(batch.seqs), None
-        else:
-            logits, greedy = self.runner.decode(batch.seqs)
-        token_ids, logprobs = self.sampler(logits, batch.seqs, greedy)
-        return [self._append(*out) for out in zip(batch.seqs, token_ids, logprobs, strict=True)]
+        """Run one prefill or decode step; one output per sequence in it (that is still running).
+
+        A decode step whose tokens are all greedy runs one step ahead: before the host waits for its
+        tokens, the next step of the same sequences is queued, reading those tokens on the device, so the
+        GPU goes on while the host appends tokens, checks stopping rules and streams text. That next step
+        is what the following call returns. It is queued only when it is sure to be the same batch: no
+        request waiting, no sequence at its last token, a KV slot free for each; a sequence that stops
+        on an end-of-text token or a stop string meanwhile has its extra token dropped."""
+        decode, self._ahead = self._ahead, None
+        if decode is None:
+            batch = self.scheduler.schedule()
+            if batch is None:
+                return []
+            if batch.is_prefill:
+                logits, greedy = self.runner.prefill(batch.seqs), None
+            else:
+                logits, greedy = self.runner.decode(batch.seqs)
+            if batch.is_prefill or not self.sampler.greedy_only(batch.seqs):
+                token_ids, logprobs = self.sampler(logits, batch.seqs, greedy)
+                return [self._append(*out) for out in zip(batch.seqs, token_ids, logprobs, strict=True)]
+            decode = _GreedyDecode(batch.seqs, greedy)
+        # The copy goes first: the next step's graph overwrites its output buffer.
+        tokens = self.runner.tokens_to_host(decode.tokens)
+        if self._may_run_ahead(decode.seqs):
+            self._ahead = _GreedyDecode(decode.seqs, self.runner.decode(decode.seqs, after=decode.tokens)[1])
+        outputs = [
+            self._append(seq, token, None)
+            for seq, token in zip(decode.seqs, tokens.tolist(), strict=True)
+            if seq.status is Status.RUNNING
+        ]
+        if self._ahead is not None and all(seq.status is not Status.RUNNING for seq in self._ahead.seqs):
+            self._ahead = None  # every sequence stopped: nothing will read it
+        return outputs
+
+    def _may_run_ahead(self, seqs: list[Sequence]) -> bool:
+        """Whether the step after `seqs`' step in flight is certain to be theirs; if so, their KV slots for it."""
+        scheduler, blocks = self.scheduler, self.block_manager
+        if scheduler.waiting or list(scheduler.running) != seqs:
+            return False
+        if any(seq.num_output_tokens + 1 >= seq.max_tokens for seq in seqs):
+            return False  # the token in flight is its last
+        if sum(blocks.missing(seq, 1) for seq in seqs) > blocks.num_free_blocks:
+            return False
+        for seq in seqs:
+            blocks.fit(seq, 1)
+        return True
 
     def _append(self, seq: Sequence, token_id: int, logprob: TokenLogprob | None) -> StepOutput:
         seq.token_ids.append(token_id)

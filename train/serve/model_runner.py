@@ -52,6 +52,19 @@ def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
     return F.silu(gate) * up
 
 
+@dataclass(frozen=True)
+class HostTokens:
+    """A step's token ids on their way to the host: `tolist()` waits for the copy (and so the step)."""
+
+    tensor: torch.Tensor
+    done: torch.cuda.Event | None
+
+    def tolist(self) -> list[int]:
+        if self.done is not None:
+            self.done.synchronize()
+        return self.tensor.tolist()
+
+
 @dataclass
 class _Layer:
     attn_norm: torch.Tensor
@@ -135,6 +148,9 @@ class ModelRunner:
                 self._triton = triton_attention
                 self._multiprocessors = torch.cuda.get_device_properties(device).multi_processor_count
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        if cuda:  # two in turn, as the engine reads one step's tokens while the next step's copy is queued
+            self._host_tokens = torch.empty(2, cfg.max_num_seqs, dtype=torch.int64, pin_memory=True)
+            self._token_turn = 0
         self._buckets = graph_buckets(cfg.max_num_seqs) if fast else []
         if cuda:
             self._warm_up_prefill(cfg.max_num_batched_tokens)
@@ -170,11 +186,12 @@ class ModelRunner:
         return table[positions // self.block_size] * self.block_size + positions % self.block_size
 
     def _decode_inputs(
-        self, seqs: list[Sequence], rows: int, width: int, out: np.ndarray | None = None
+        self, seqs: list[Sequence], rows: int, width: int, out: np.ndarray | None = None, ahead: int = 0
     ) -> np.ndarray:
         """Token ids, positions, slots, context lengths [rows each], then block tables [rows, width], in one
         int64 array (one host-to-device copy), written into `out` when given. Rows past the batch point at
-        the spare block."""
+        the spare block. `ahead` = 1: the step after the one in flight, whose token is not in `seqs` yet
+        (its id comes from the device; the row's id here is a placeholder)."""
         size = rows * (4 + width)
         packed = np.empty(size, dtype=np.int64) if out is None else out[:size]
         ids, positions, slots, lens = packed[: 4 * rows].reshape(4, rows)
@@ -185,11 +202,11 @@ class ModelRunner:
         lens[:] = 1
         tables[:] = self.spare_block
         for i, seq in enumerate(seqs):
-            pos = len(seq) - 1
+            pos = len(seq) - 1 + ahead
             ids[i] = seq.token_ids[-1]
             positions[i] = pos
             slots[i] = seq.block_table[pos // self.block_size] * self.block_size + pos % self.block_size
-            lens[i] = len(seq)
+            lens[i] = pos + 1
             tables[i, : len(seq.block_table)] = seq.block_table
         return packed
 
@@ -279,21 +296,46 @@ class ModelRunner:
         return self._logits(x[torch.tensor(np.cumsum(lens) - 1, device=self.device)])
 
     @torch.inference_mode()
-    def decode(self, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(
+        self, seqs: list[Sequence], after: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Compute and cache the newest token of each sequence; logits [B, padded vocab] after it, and
-        each row's argmax over the vocabulary (the greedy token, computed inside the CUDA graph)."""
-        batch = len(seqs)
+        each row's argmax over the vocabulary (the greedy token, computed inside the CUDA graph).
+
+        `after`: the greedy tokens of a step still in flight for the same sequences (its return value),
+        not yet appended to them; this step decodes those tokens, reading them on the device, so that it
+        can be queued before the host has seen them (the engine's run-ahead). Each sequence's blocks must
+        cover one token more than it holds."""
+        batch, ahead = len(seqs), int(after is not None)
         if self.graphs:
             rows = self._buckets[bisect.bisect_left(self._buckets, batch)]
             graph, logits, greedy = self.graphs[rows]
-            # Through pinned memory the copy is a DMA the graph's stream orders, not a staged blocking one.
-            size = self._decode_inputs(seqs, rows, self.table_width, out=self._host_inputs.numpy()).size
-            self._static_inputs[:size].copy_(self._host_inputs[:size], non_blocking=True)
+            # Two pinned buffers in turn: the copy from the other one may still be queued behind a
+            # running step. Through pinned memory the copy is a DMA ordered on the stream.
+            host = self._host_inputs[self._turn]
+            self._turn ^= 1
+            size = self._decode_inputs(seqs, rows, self.table_width, host.numpy(), ahead).size
+            self._static_inputs[ahead * rows : size].copy_(host[ahead * rows : size], non_blocking=True)
+            if after is not None:
+                self._static_inputs[:batch].copy_(after)
             graph.replay()
             return logits[:batch], greedy[:batch]
         width = max(len(s.block_table) for s in seqs)
-        packed = torch.from_numpy(self._decode_inputs(seqs, batch, width)).to(self.device)
+        packed = torch.from_numpy(self._decode_inputs(seqs, batch, width, ahead=ahead)).to(self.device)
+        if after is not None:
+            packed[:batch] = after
         return self._decode_step(*self._unpack(packed, batch, width))
+
+    def tokens_to_host(self, tokens: torch.Tensor) -> HostTokens:
+        """Start copying a step's token ids to the host without waiting for the step to finish."""
+        if tokens.device.type != "cuda":
+            return HostTokens(tokens, None)
+        host = self._host_tokens[self._token_turn][: tokens.shape[0]]
+        self._token_turn ^= 1
+        host.copy_(tokens, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return HostTokens(host, done)
 
     def _decode_step(
         self,
@@ -340,7 +382,8 @@ class ModelRunner:
         self.graphs.clear()
         size = self._buckets[-1] * (4 + self.table_width)
         self._static_inputs = torch.empty(size, dtype=torch.int64, device=self.device)
-        self._host_inputs = torch.empty(size, dtype=torch.int64, pin_memory=True)
+        self._host_inputs = torch.empty(2, size, dtype=torch.int64, pin_memory=True)
+        self._turn = 0
         pool = None
         with torch.inference_mode():
             for rows in reversed(self._buckets):

@@ -28,11 +28,9 @@ class Sampler:
     ) -> tuple[list[int], list[TokenLogprob | None]]:
         """`greedy`, when the caller has it, is each row's argmax over the vocabulary: a batch that wants
         nothing else (no sampling, penalty or logprobs) costs no kernel here."""
-        params = [s.params for s in seqs]
-        if greedy is not None and all(
-            p.greedy and p.repetition_penalty == 1 and p.logprobs is None for p in params
-        ):
+        if greedy is not None and self.greedy_only(seqs):
             return greedy.tolist(), [None] * len(seqs)
+        params = [s.params for s in seqs]
         # The embedding is padded past the vocabulary: those rows are not tokens.
         logits = logits[:, : self.vocab_size].float()
         logprobs = torch.log_softmax(logits, dim=-1) if any(p.logprobs is not None for p in params) else None
@@ -47,6 +45,13 @@ class Sampler:
         if logprobs is None:
             return token_ids, [None] * len(seqs)
         return token_ids, self._logprobs(logprobs, tokens, params)
+
+    @staticmethod
+    def greedy_only(seqs: list[Sequence]) -> bool:
+        """Whether every sequence's next token is its argmax, with no penalty and no logprobs."""
+        return all(
+            s.params.greedy and s.params.repetition_penalty == 1 and s.params.logprobs is None for s in seqs
+        )
 
     def _penalize(self, logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
         """CTRL's penalty on every token of the prompt and output: positive logits / p, negative × p."""
