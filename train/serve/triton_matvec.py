@@ -125,17 +125,13 @@ def _matvec_kernel(
     dtype = x_ptr.dtype.element_ty
 
     ok = ok_m[:, None] & ok_n[None, :]
-    # The first weight tile before the wait (pdl.py): no kernel of the step writes the weights.
+    # Before the wait (pdl.py), what no kernel of the step writes: the first weight tile, and the RoPE
+    # angles of the step's positions (inputs copied in before the step's first kernel).
     k = tl.arange(0, BLOCK_K)
     ok_w = ok_n[:, None] & (k < K)[None, :]
     w = tl.load(w_a + k[None, :], mask=ok_w, other=0.0)
     if MODE >= SILU:
         w_partner = tl.load(w_b + k[None, :], mask=ok_w, other=0.0)
-    if PDL:
-        tl.extra.cuda.gdc_wait()
-    # The epilogue's operands next, so that their loads overlap the weights' rather than follow them.
-    if MODE == RESIDUAL:
-        residual = tl.load(res_ptr + m[:, None] * N + rows_a[None, :], mask=ok, other=0.0).to(tl.float32)
     if MODE == ROPE:
         position = tl.load(positions_ptr + m, mask=ok_m, other=0)
         slot = tl.load(slots_ptr + m, mask=ok_m, other=0).to(tl.int64)
@@ -143,6 +139,11 @@ def _matvec_kernel(
         angle_at = position[:, None] * HEAD_DIM + col[None, :]
         cos = tl.load(cos_ptr + angle_at, mask=ok, other=1.0)
         sin = tl.load(sin_ptr + angle_at, mask=ok, other=0.0)
+    if PDL:
+        tl.extra.cuda.gdc_wait()
+    # The residual next, so that its load overlaps the weights' rather than follows them.
+    if MODE == RESIDUAL:
+        residual = tl.load(res_ptr + m[:, None] * N + rows_a[None, :], mask=ok, other=0.0).to(tl.float32)
 
     # One pass: rms_norm(x) · W = inv_rms · ((x ⊙ gain) · W), the sum of squares gathered on the way.
     squares = tl.zeros([M_PAD], tl.float32)
