@@ -6,8 +6,8 @@ launch plus the time to get the first loads back. Launched with PDL, a kernel's 
 as all of its predecessor's have started (each kernel signals `gdc_launch_dependents` first thing) and
 run up to `gdc_wait`, which returns once the predecessor has completed. What a kernel does before the
 wait may only read memory no earlier kernel of the step writes: for the matvec kernels that is their
-first weight tile, so the weights of the next projection stream in while the current one finishes (the
-weight-prefetch scheme of CUTLASS's Hopper GEMM example 63). Every kernel that is launched this way
+first weight tile (and the RoPE angles of the step's positions), so the weights of the next projection
+stream in while the current one finishes (the weight-prefetch scheme of CUTLASS's Hopper GEMM example 63). Every kernel that is launched this way
 waits before its first dependent read and its first write, which also orders it after everything before
 its predecessor. CUDA graphs keep these launches as programmatic edges.
 
