@@ -41,9 +41,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import train.model  # noqa: E402
+from train import rope_kernels  # noqa: E402
 from train.metrics import MFU_CONVENTION, flops_per_token, peak_flops  # noqa: E402
 from train.model import ModelConfig, Transformer, attention_kernels, count_params, preset_config  # noqa: E402
 from train.optim import build_optimizer  # noqa: E402
+
+# Our model as `train pretrain` runs it, and (for an A/B) with RoPE and the head split in PyTorch code
+# instead of train/rope_kernels.py's Triton kernels: the value is rope_kernels.ENABLED for the run.
+OURS = {"ours": rope_kernels.ENABLED, "ours-torch-rope": False}
 
 # --attention: train.model's order (cuDNN first), or PyTorch's own default (flash first), for A/B runs.
 ATTENTION_ORDERS = {
@@ -83,7 +88,7 @@ class HFLlamaWithLoss(nn.Module):
 
 def build_model(name: str, cfg: ModelConfig, device: torch.device) -> nn.Module:
     torch.manual_seed(0)
-    model = Transformer(cfg) if name == "ours" else HFLlamaWithLoss(cfg)
+    model = Transformer(cfg) if name in OURS else HFLlamaWithLoss(cfg)
     params = sum(p.numel() for p in model.parameters())
     if params != count_params(cfg):
         raise RuntimeError(
@@ -100,12 +105,13 @@ def sync(device: torch.device) -> None:
 def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch.device) -> dict:
     """Train `name` for --warmup + --steps steps; tokens/s is the median over windows of --window steps."""
     cuda = device.type == "cuda"
+    rope_kernels.ENABLED = OURS.get(name, rope_kernels.ENABLED)
     model = build_model(name, cfg, device)
     if cuda:
         model.compile(mode=args.compile_mode)
     optimizer = build_optimizer(model, lr=3e-4, weight_decay=0.1, betas=(0.9, 0.95), fused=cuda)
     autocast = torch.autocast("cuda", torch.bfloat16) if cuda else contextlib.nullcontext()
-    kernels = (lambda: attention_kernels(device)) if name == "ours" else contextlib.nullcontext
+    kernels = (lambda: attention_kernels(device)) if name in OURS else contextlib.nullcontext
     generator = torch.Generator(device).manual_seed(1)
     shape = (args.micro_batch_size, args.seq_len + 1)
     batches = [torch.randint(0, cfg.vocab_size, shape, device=device, generator=generator) for _ in range(4)]
@@ -236,7 +242,9 @@ def time_sdpa(cfg: ModelConfig, batch: int, seq_len: int, device: torch.device) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="hf,ours", help="comma-separated, run in this order: ours, hf")
+    parser.add_argument(
+        "--models", default="hf,ours", help="comma-separated, run in this order: ours, ours-torch-rope, hf"
+    )
     parser.add_argument("--preset", default="124m")
     parser.add_argument("--vocab", type=int, default=32_000)
     parser.add_argument("--seq-len", type=int, default=1024)

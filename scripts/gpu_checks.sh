@@ -9,6 +9,7 @@
 #                ($SERVE_FLAGS: its options, e.g. "--no-hf --requests 64" for the batch-1 figures alone)
 #        decode  scripts/serve_decode_profile.py: GPU time per kernel of the batch-1 decode graph
 #        matvec  bench/matvec_throughput.py: each fused decode matvec against cuBLAS, per shape
+#        train   bench/train_throughput.py: 124m, ours (with and without the RoPE kernels) against HF
 #        converge  train pretrain, 124m, $CONVERGE_STEPS steps on $DATA (curated shards), loss curve PNG
 # The image lacks pydantic, dask & co: their wheels travel in .whl/ (carry it).
 set -u
@@ -26,7 +27,7 @@ step() { [[ " $STEPS " == *" $1 "* ]]; }
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } > "$OUT/env.log" 2>&1
 
 if step tests; then
-    $T 330 python3 -m pytest -q -p no:cacheprovider tests/train/test_serve_gpu.py \
+    $T 330 python3 -m pytest -q -p no:cacheprovider tests/train/test_serve_gpu.py tests/train/test_rope_kernels_gpu.py \
         "tests/curate/test_dedup_fuzzy.py::test_cuda_signatures_match_cpu" > "$OUT/tests.log" 2>&1
     echo "tests rc=$?" >> "$OUT/env.log"
 fi
@@ -45,6 +46,11 @@ fi
 if step matvec; then
     $T 150 python3 bench/matvec_throughput.py --json "$OUT/matvec.json" > "$OUT/matvec.log" 2>&1
     echo "matvec rc=$?" >> "$OUT/env.log"
+fi
+if step train; then
+    $T 400 python3 bench/train_throughput.py --models ${TRAIN_MODELS:-ours,ours-torch-rope,hf} --no-sdpa \
+        --json "$OUT/train.json" > "$OUT/train.log" 2>&1
+    echo "train rc=$?" >> "$OUT/env.log"
 fi
 if step converge; then
     $T 540 python3 -m train.cli pretrain --data "${DATA:?set DATA=shard dir}" --preset 124m --out /tmp/converge \

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from train import rope_kernels
+
 # Embedding and output rows are padded to a multiple of this: tensor-core friendly matmul shapes.
 VOCAB_MULTIPLE = 128
 
@@ -148,13 +150,18 @@ class Attention(nn.Module):
         # 124m) keep the tensor cores busier. The copy is small and, under autocast, compile fuses it with
         # the bf16 cast that every weight gets anyway.
         wqkv = torch.cat([self.wq.weight, self.wk.weight, self.wv.weight])
-        q, k, v = F.linear(x, wqkv).split(
-            [self.n_head * self.head_dim, self.n_kv_head * self.head_dim, self.n_kv_head * self.head_dim], -1
-        )
-        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-        k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        qkv = F.linear(x, wqkv)
+        if qkv.is_cuda and rope_kernels.ENABLED:  # one Triton kernel each way (rope_kernels.py says why)
+            q, k, v = rope_kernels.rope_split(qkv, cos, sin, self.n_head, self.n_kv_head)
+        else:
+            q, k, v = qkv.split(
+                [self.n_head * self.head_dim, self.n_kv_head * self.head_dim, self.n_kv_head * self.head_dim],
+                -1,
+            )
+            q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
+            k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+            v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         # enable_gqa lets the flash kernel read each K/V head for its group of query heads, no copies.
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv_head != self.n_head)
         return self.wo(y.transpose(1, 2).reshape(B, T, -1))

@@ -1,0 +1,72 @@
+"""train/rope_kernels.py: the Triton RoPE + head split against the PyTorch code it replaces on CUDA.
+
+Skipped without a GPU (CI has none); run on one with `pytest --noconftest tests/train/test_rope_kernels_gpu.py`.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from train import rope_kernels
+from train.model import Transformer, apply_rope, preset_config, rope_tables
+
+pytestmark = pytest.mark.skipif(
+    not (torch.cuda.is_available() and rope_kernels.ENABLED), reason="needs a CUDA device and Triton"
+)
+
+
+def reference(qkv, cos, sin, n_head, n_kv_head):
+    batch, seq, width = qkv.shape
+    head_dim = width // (n_head + 2 * n_kv_head)
+    q, k, v = qkv.split([n_head * head_dim, n_kv_head * head_dim, n_kv_head * head_dim], -1)
+    q = q.view(batch, seq, n_head, head_dim).transpose(1, 2)
+    k = k.view(batch, seq, n_kv_head, head_dim).transpose(1, 2)
+    v = v.view(batch, seq, n_kv_head, head_dim).transpose(1, 2)
+    return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+
+@pytest.mark.parametrize(
+    "batch, seq, n_head, n_kv_head, head_dim", [(2, 1024, 12, 12, 64), (3, 77, 8, 2, 128), (1, 5, 4, 1, 16)]
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rope_split_matches_the_pytorch_code_forward_and_backward(
+    batch, seq, n_head, n_kv_head, head_dim, dtype
+):
+    torch.manual_seed(seq)
+    cos, sin = (t[:seq].cuda() for t in rope_tables(head_dim, 2048, 10000.0))
+    qkv = torch.randn(batch, seq, (n_head + 2 * n_kv_head) * head_dim, device="cuda", dtype=dtype)
+    ours_in, ref_in = qkv.clone().requires_grad_(), qkv.clone().requires_grad_()
+    ours = rope_kernels.rope_split(ours_in, cos, sin, n_head, n_kv_head)
+    ref = reference(ref_in, cos, sin, n_head, n_kv_head)
+    grads = [torch.randn_like(t) for t in ref]
+    torch.autograd.backward(ours, grads)
+    torch.autograd.backward(ref, grads)
+    tol = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 2e-2, "rtol": 2e-2}
+    for got, want in zip(ours, ref, strict=True):
+        assert got.shape == want.shape and got.is_contiguous()
+        torch.testing.assert_close(got, want, **tol)
+    torch.testing.assert_close(ours_in.grad, ref_in.grad, **tol)
+
+
+def test_compiled_model_trains_the_same_with_the_kernels_as_without():
+    """The tiny model, compiled, under bf16 autocast: loss and gradients of one step agree."""
+    cfg = preset_config("tiny", vocab_size=512)
+    torch.manual_seed(0)
+    idx = torch.randint(0, 512, (4, 129), device="cuda")
+    results = []
+    for enabled in (True, False):
+        rope_kernels.ENABLED = enabled
+        torch._dynamo.reset()
+        torch.manual_seed(0)
+        model = Transformer(cfg).cuda()
+        compiled = torch.compile(model)
+        with torch.autocast("cuda", torch.bfloat16):
+            loss = compiled(idx[:, :-1], idx[:, 1:])
+        loss.backward()
+        results.append((loss.detach(), [p.grad for p in model.parameters()]))
+    rope_kernels.ENABLED = True
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    torch.testing.assert_close(loss_a, loss_b, atol=1e-3, rtol=1e-3)
+    for a, b in zip(grads_a, grads_b, strict=True):
+        assert ((a - b).norm() / b.norm()).item() < 2e-2
