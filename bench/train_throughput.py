@@ -41,14 +41,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import train.model  # noqa: E402
-from train import rope_kernels  # noqa: E402
 from train.metrics import MFU_CONVENTION, flops_per_token, peak_flops  # noqa: E402
 from train.model import ModelConfig, Transformer, attention_kernels, count_params, preset_config  # noqa: E402
 from train.optim import build_optimizer  # noqa: E402
 
 # Our model as `train pretrain` runs it, and (for an A/B) with RoPE and the head split in PyTorch code
-# instead of train/rope_kernels.py's Triton kernels: the value is rope_kernels.ENABLED for the run.
-OURS = {"ours": rope_kernels.ENABLED, "ours-torch-rope": False}
+# instead of train/rope_kernels.py's Triton kernels (where Triton is): rope_kernels.ENABLED for the run.
+OURS = {"ours": True, "ours-torch-rope": False}
 
 # --attention: train.model's order (cuDNN first), or PyTorch's own default (flash first), for A/B runs.
 ATTENTION_ORDERS = {
@@ -105,7 +104,8 @@ def sync(device: torch.device) -> None:
 def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch.device) -> dict:
     """Train `name` for --warmup + --steps steps; tokens/s is the median over windows of --window steps."""
     cuda = device.type == "cuda"
-    rope_kernels.ENABLED = OURS.get(name, rope_kernels.ENABLED)
+    if train.model.rope_kernels is not None and name in OURS:
+        train.model.rope_kernels.ENABLED = OURS[name]
     model = build_model(name, cfg, device)
     if cuda:
         model.compile(mode=args.compile_mode)

@@ -9,6 +9,7 @@
 #                ($SERVE_FLAGS: its options, e.g. "--no-hf --requests 64" for the batch-1 figures alone)
 #        decode  scripts/serve_decode_profile.py: GPU time per kernel of the batch-1 decode graph
 #        matvec  bench/matvec_throughput.py: each fused decode matvec against cuBLAS, per shape
+#        tiles   scripts/matvec_tile_sweep.py: every tile of a grid, per matvec shape, at one row
 #        train   bench/train_throughput.py: 124m, ours (with and without the RoPE kernels) against HF
 #        converge  train pretrain, 124m, $CONVERGE_STEPS steps on $DATA (curated shards), loss curve PNG
 # The image lacks pydantic, dask & co: their wheels travel in .whl/ (carry it).
@@ -47,8 +48,12 @@ if step matvec; then
     $T 150 python3 bench/matvec_throughput.py --json "$OUT/matvec.json" > "$OUT/matvec.log" 2>&1
     echo "matvec rc=$?" >> "$OUT/env.log"
 fi
+if step tiles; then
+    $T 300 python3 scripts/matvec_tile_sweep.py --json "$OUT/tiles.json" > "$OUT/tiles.log" 2>&1
+    echo "tiles rc=$?" >> "$OUT/env.log"
+fi
 if step train; then
-    $T 400 python3 bench/train_throughput.py --models ${TRAIN_MODELS:-ours,ours-torch-rope,hf} --no-sdpa \
+    $T 400 python3 bench/train_throughput.py --models ${TRAIN_MODELS:-hf,ours,ours-torch-rope} --no-sdpa \
         --json "$OUT/train.json" > "$OUT/train.log" 2>&1
     echo "train rc=$?" >> "$OUT/env.log"
 fi

@@ -17,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from train import rope_kernels
+try:  # Triton comes with CUDA builds of torch
+    from train import rope_kernels
+except ImportError:
+    rope_kernels = None
 
 # Embedding and output rows are padded to a multiple of this: tensor-core friendly matmul shapes.
 VOCAB_MULTIPLE = 128
@@ -151,7 +154,9 @@ class Attention(nn.Module):
         # the bf16 cast that every weight gets anyway.
         wqkv = torch.cat([self.wq.weight, self.wk.weight, self.wv.weight])
         qkv = F.linear(x, wqkv)
-        if qkv.is_cuda and rope_kernels.ENABLED:  # one Triton kernel each way (rope_kernels.py says why)
+        if (
+            qkv.is_cuda and rope_kernels is not None and rope_kernels.ENABLED
+        ):  # one Triton kernel each way (rope_kernels.py says why)
             q, k, v = rope_kernels.rope_split(qkv, cos, sin, self.n_head, self.n_kv_head)
         else:
             q, k, v = qkv.split(

@@ -10,133 +10,124 @@ a program moves a [tokens × head_dim] tile of one head, contiguous on the head-
 `train.model.apply_rope`; RoPE's backward is the rotation by the negative angle).
 
 `rope_split` is a `torch.library.triton_op` with its backward registered, so that torch.compile keeps
-it whole in the graph and autograd differentiates through it. The model uses it for CUDA tensors when
-`ENABLED` (Triton is installed; set it False to run the PyTorch code on the GPU too, for an A/B); the
-CPU path, bit-exact resume included, is the PyTorch code.
+it whole in the graph and autograd differentiates through it. This module imports Triton (it comes with
+CUDA builds of torch); train.model uses it for CUDA tensors when it imports and `ENABLED` is true (set it
+False to run the PyTorch code on the GPU too, for an A/B). The CPU path, bit-exact resume included, is
+the PyTorch code.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-
 import torch
+import triton
+import triton.language as tl
+from torch.library import triton_op, wrap_triton
 
-ENABLED = importlib.util.find_spec("triton") is not None
-
-
-@functools.cache
-def _ops():
-    """The kernels and ops, defined on first use: Triton is imported only where it is there."""
-    import triton
-    import triton.language as tl
-    from torch.library import triton_op, wrap_triton
-
-    @triton.jit
-    def move_kernel(
-        src_ptr,
-        q_ptr,
-        k_ptr,
-        v_ptr,
-        cos_ptr,
-        sin_ptr,
-        rows,
-        T,
-        WIDTH: tl.constexpr,
-        N_HEAD: tl.constexpr,
-        N_KV: tl.constexpr,
-        HEAD_DIM: tl.constexpr,
-        FORWARD: tl.constexpr,
-        BLOCK_T: tl.constexpr,
-    ):
-        """Forward: token-major src → head-major q, k, v, rotating q and k. Backward: head-major grads
-        → token-major src, rotating back."""
-        head = tl.program_id(1)
-        row = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)  # b · T + t
-        ok = (row < rows)[:, None]
-        b, t = row // T, row % T
-        HALF: tl.constexpr = HEAD_DIM // 2
-        d = tl.arange(0, HALF)[None, :]
-        token_major = src_ptr + row.to(tl.int64)[:, None] * WIDTH + head * HEAD_DIM + d
-        if head < N_HEAD:
-            head_major = q_ptr + ((b * N_HEAD + head).to(tl.int64) * T + t)[:, None] * HEAD_DIM + d
-        elif head < N_HEAD + N_KV:
-            head_major = k_ptr + ((b * N_KV + head - N_HEAD).to(tl.int64) * T + t)[:, None] * HEAD_DIM + d
-        else:
-            head_major = (
-                v_ptr + ((b * N_KV + head - N_HEAD - N_KV).to(tl.int64) * T + t)[:, None] * HEAD_DIM + d
-            )
-        into = head_major if FORWARD else token_major
-        come_from = token_major if FORWARD else head_major
-        x1 = tl.load(come_from, mask=ok, other=0.0).to(tl.float32)
-        x2 = tl.load(come_from + HALF, mask=ok, other=0.0).to(tl.float32)
-        if head < N_HEAD + N_KV:
-            # The tables hold [angles, angles]: both halves turn by the angles of the first.
-            angle = t[:, None] * HEAD_DIM + d
-            cos = tl.load(cos_ptr + angle, mask=ok, other=1.0)
-            sin = tl.load(sin_ptr + angle, mask=ok, other=0.0)
-            if not FORWARD:
-                sin = -sin
-            x1, x2 = x1 * cos - x2 * sin, x2 * cos + x1 * sin
-        dtype = into.dtype.element_ty
-        tl.store(into, x1.to(dtype), mask=ok)
-        tl.store(into + HALF, x2.to(dtype), mask=ok)
-
-    def launch(src, q, k, v, cos, sin, n_head, n_kv_head, forward):
-        batch, seq, _ = src.shape
-        head_dim = q.shape[-1]
-        block = 32
-        grid = (triton.cdiv(batch * seq, block), n_head + 2 * n_kv_head)
-        wrap_triton(move_kernel)[grid](
-            src, q, k, v, cos, sin, batch * seq, seq,
-            WIDTH=src.shape[-1], N_HEAD=n_head, N_KV=n_kv_head, HEAD_DIM=head_dim,
-            FORWARD=forward, BLOCK_T=block, num_warps=4,
-        )  # fmt: skip
-
-    @triton_op("webcrawl_lm::rope_split", mutates_args={})
-    def rope_split(
-        qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_head: int, n_kv_head: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        qkv = qkv.contiguous()
-        batch, seq, width = qkv.shape
-        head_dim = width // (n_head + 2 * n_kv_head)
-        q = qkv.new_empty(batch, n_head, seq, head_dim)
-        k = qkv.new_empty(batch, n_kv_head, seq, head_dim)
-        v = torch.empty_like(k)
-        launch(qkv, q, k, v, cos, sin, n_head, n_kv_head, True)
-        return q, k, v
-
-    @triton_op("webcrawl_lm::rope_split_backward", mutates_args={})
-    def rope_split_backward(
-        dq: torch.Tensor,
-        dk: torch.Tensor,
-        dv: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        n_head: int,
-        n_kv_head: int,
-    ) -> torch.Tensor:
-        dq, dk, dv = dq.contiguous(), dk.contiguous(), dv.contiguous()
-        batch, _, seq, head_dim = dq.shape
-        dqkv = dq.new_empty(batch, seq, (n_head + 2 * n_kv_head) * head_dim)
-        launch(dqkv, dq, dk, dv, cos, sin, n_head, n_kv_head, False)
-        return dqkv
-
-    def setup_context(ctx, inputs, output):
-        _, cos, sin, ctx.n_head, ctx.n_kv_head = inputs
-        ctx.save_for_backward(cos, sin)
-
-    def backward(ctx, dq, dk, dv):
-        cos, sin = ctx.saved_tensors
-        return rope_split_backward(dq, dk, dv, cos, sin, ctx.n_head, ctx.n_kv_head), None, None, None, None
-
-    rope_split.register_autograd(backward, setup_context=setup_context)
-    return rope_split
+ENABLED = True
 
 
+@triton.jit
+def _move_kernel(
+    src_ptr,
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    cos_ptr,
+    sin_ptr,
+    rows,
+    T,
+    WIDTH: tl.constexpr,
+    N_HEAD: tl.constexpr,
+    N_KV: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    FORWARD: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+):
+    """Forward: token-major src → head-major q, k, v, rotating q and k. Backward: head-major grads
+    → token-major src, rotating back."""
+    head = tl.program_id(1)
+    row = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)  # b · T + t
+    ok = (row < rows)[:, None]
+    b, t = row // T, row % T
+    HALF: tl.constexpr = HEAD_DIM // 2
+    d = tl.arange(0, HALF)[None, :]
+    token_major = src_ptr + row.to(tl.int64)[:, None] * WIDTH + head * HEAD_DIM + d
+    if head < N_HEAD:
+        head_major = q_ptr + ((b * N_HEAD + head).to(tl.int64) * T + t)[:, None] * HEAD_DIM + d
+    elif head < N_HEAD + N_KV:
+        head_major = k_ptr + ((b * N_KV + head - N_HEAD).to(tl.int64) * T + t)[:, None] * HEAD_DIM + d
+    else:
+        head_major = v_ptr + ((b * N_KV + head - N_HEAD - N_KV).to(tl.int64) * T + t)[:, None] * HEAD_DIM + d
+    into = head_major if FORWARD else token_major
+    come_from = token_major if FORWARD else head_major
+    x1 = tl.load(come_from, mask=ok, other=0.0).to(tl.float32)
+    x2 = tl.load(come_from + HALF, mask=ok, other=0.0).to(tl.float32)
+    if head < N_HEAD + N_KV:
+        # The tables hold [angles, angles]: both halves turn by the angles of the first.
+        angle = t[:, None] * HEAD_DIM + d
+        cos = tl.load(cos_ptr + angle, mask=ok, other=1.0)
+        sin = tl.load(sin_ptr + angle, mask=ok, other=0.0)
+        if not FORWARD:
+            sin = -sin
+        x1, x2 = x1 * cos - x2 * sin, x2 * cos + x1 * sin
+    dtype = into.dtype.element_ty
+    tl.store(into, x1.to(dtype), mask=ok)
+    tl.store(into + HALF, x2.to(dtype), mask=ok)
+
+
+def _launch(src, q, k, v, cos, sin, n_head, n_kv_head, forward):
+    batch, seq, _ = src.shape
+    head_dim = q.shape[-1]
+    block = 32
+    grid = (triton.cdiv(batch * seq, block), n_head + 2 * n_kv_head)
+    wrap_triton(_move_kernel)[grid](
+        src, q, k, v, cos, sin, batch * seq, seq,
+        WIDTH=src.shape[-1], N_HEAD=n_head, N_KV=n_kv_head, HEAD_DIM=head_dim,
+        FORWARD=forward, BLOCK_T=block, num_warps=4,
+    )  # fmt: skip
+
+
+@triton_op("webcrawl_lm::rope_split", mutates_args={})
 def rope_split(
     qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_head: int, n_kv_head: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """qkv [B, T, (H + 2·KV)·hd] → q [B, H, T, hd], k and v [B, KV, T, hd], q and k rotated by the
-    tables cos and sin [≥ T, hd] (fp32), on a CUDA device."""
-    return _ops()(qkv, cos, sin, n_head, n_kv_head)
+    """qkv [B, T, (H + 2·KV)·hd] on a CUDA device → q [B, H, T, hd], k and v [B, KV, T, hd], q and k
+    rotated by the tables cos and sin [≥ T, hd] (fp32)."""
+    qkv = qkv.contiguous()
+    batch, seq, width = qkv.shape
+    head_dim = width // (n_head + 2 * n_kv_head)
+    q = qkv.new_empty(batch, n_head, seq, head_dim)
+    k = qkv.new_empty(batch, n_kv_head, seq, head_dim)
+    v = torch.empty_like(k)
+    _launch(qkv, q, k, v, cos, sin, n_head, n_kv_head, True)
+    return q, k, v
+
+
+@triton_op("webcrawl_lm::rope_split_backward", mutates_args={})
+def rope_split_backward(
+    dq: torch.Tensor,
+    dk: torch.Tensor,
+    dv: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    n_head: int,
+    n_kv_head: int,
+) -> torch.Tensor:
+    dq, dk, dv = dq.contiguous(), dk.contiguous(), dv.contiguous()
+    batch, _, seq, head_dim = dq.shape
+    dqkv = dq.new_empty(batch, seq, (n_head + 2 * n_kv_head) * head_dim)
+    _launch(dqkv, dq, dk, dv, cos, sin, n_head, n_kv_head, False)
+    return dqkv
+
+
+def _setup_context(ctx, inputs, output):
+    _, cos, sin, ctx.n_head, ctx.n_kv_head = inputs
+    ctx.save_for_backward(cos, sin)
+
+
+def _backward(ctx, dq, dk, dv):
+    cos, sin = ctx.saved_tensors
+    return rope_split_backward(dq, dk, dv, cos, sin, ctx.n_head, ctx.n_kv_head), None, None, None, None
+
+
+rope_split.register_autograd(_backward, setup_context=_setup_context)
