@@ -2,7 +2,7 @@
 every (BLOCK_N, BLOCK_K, warps) of a grid, per projection of the serve benchmark's model, each timed as
 bench/matvec_throughput.py times it (one CUDA graph of 24 calls on 24 weight copies), with PDL as the
 engine runs it. The compiles run first, in parallel processes (Triton's cache is on disk, shared); the
-timing after, alone on the GPU. What it prints is what the autotune list in triton_matvec.py is cut from.
+timing after, alone on the GPU. What it prints is what triton_matvec._tile's rule is drawn from.
 
     python3 scripts/matvec_tile_sweep.py --json $OUT/tiles.json
 """
@@ -26,18 +26,6 @@ TILES = [(n, k, w) for n in (1, 2, 4, 8) for k in (512, 1024, 2048, 4096) for w 
 INPUTS = {"down projection + residual": FFN}  # every other projection reads the d-wide residual stream
 
 
-class FixedTile:
-    """Stands in for the autotuned kernel: launches its function with one tile."""
-
-    def __init__(self, kernel, tile: tuple[int, int, int]) -> None:
-        self.fn, self.tile = kernel.fn, tile
-
-    def __getitem__(self, grid):
-        n, k, warps = self.tile
-        size = grid({"BLOCK_N": n, "BLOCK_K": k})
-        return lambda *args, **kwargs: self.fn[size](*args, **kwargs, BLOCK_N=n, BLOCK_K=k, num_warps=warps)
-
-
 def candidates(name: str) -> list[tuple[int, int, int]]:
     inputs = INPUTS.get(name, D)
     two = name.startswith(("norm + gate", "norm + qkv"))  # two weight tiles a program
@@ -48,20 +36,20 @@ def run(jobs: list[tuple[str, tuple[int, int, int]]], repeat: int) -> list[float
     """Seconds per call of each (projection, tile); repeat 0: only compile them."""
     from train.serve import triton_matvec as tm
 
-    autotuned, device = tm._matvec_kernel, torch.device("cuda")
+    rule, device = tm._tile, torch.device("cuda")
     torch.manual_seed(0)
     out = []
     with torch.inference_mode():
         table = ops(1, device)
         for name, tile in jobs:
-            tm._matvec_kernel = FixedTile(autotuned, tile)
+            tm._tile = lambda rows, k, columns, tile=tile: tile
             ours = table[name][0]
             if repeat:
                 out.append(per_call_seconds(ours, repeat))
             else:
                 ours(0)
                 torch.cuda.synchronize()
-    tm._matvec_kernel = autotuned
+    tm._tile = rule
     return out
 
 
@@ -81,19 +69,19 @@ def main() -> int:
     seconds = run(jobs, args.repeat)
     with torch.inference_mode():
         table = ops(1, torch.device("cuda"))
-        autotuned = {name: per_call_seconds(table[name][0], args.repeat) for name in names}
+        ruled = {name: per_call_seconds(table[name][0], args.repeat) for name in names}
         nbytes = {name: table[name][2] for name in names}
     result = {"gpu": torch.cuda.get_device_name(), "projections": {}}
     for name in names:
         timed = sorted((s, tile) for (n, tile), s in zip(jobs, seconds, strict=True) if n == name)
         result["projections"][name] = {
-            "autotuned_us": 1e6 * autotuned[name],
+            "rule_us": 1e6 * ruled[name],
             "tiles": [
                 {"tile": list(tile), "us": 1e6 * s, "TBps": nbytes[name] / s / 1e12} for s, tile in timed
             ],
         }
         best = ", ".join(f"{t} {1e6 * s:.2f} µs ({nbytes[name] / s / 1e12:.2f} TB/s)" for s, t in timed[:4])
-        print(f"{name}: autotuned {1e6 * autotuned[name]:.2f} µs; best (BLOCK_N, BLOCK_K, warps): {best}")
+        print(f"{name}: the rule's tile {1e6 * ruled[name]:.2f} µs; best (BLOCK_N, BLOCK_K, warps): {best}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return 0

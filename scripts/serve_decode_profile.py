@@ -4,7 +4,7 @@
 
 Decodes one request (512-token prompt) to fill the cache, then profiles `--replays` replays of the
 batch-1 CUDA graph with torch.profiler and prints the GPU time per kernel name per step, the sum, the
-replay's wall time, and the tiles `triton.autotune` chose for the fused matvec kernels.
+and the replay's wall time.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 from serve_throughput import BENCH_MODEL, greedy  # noqa: E402
 
 from train.model import ModelConfig, Transformer  # noqa: E402
-from train.serve import LLM, triton_matvec  # noqa: E402
+from train.serve import LLM  # noqa: E402
 
 
 def main() -> int:
@@ -66,12 +66,8 @@ def main() -> int:
     for name, calls, us in rows:
         print(f"{us:9.1f}  {calls:5.1f} calls  {name}")
     print(f"{sum(r[2] for r in rows):9.1f}  total kernel time per step")
-    tuned = {str(key): str(config) for key, config in triton_matvec._matvec_kernel.cache.items()}
-    print(json.dumps(tuned, indent=1))
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({"wall_ms": wall_ms, "kernels_us": rows, "tuned": tuned}, indent=1)
-        )
+        Path(args.json).write_text(json.dumps({"wall_ms": wall_ms, "kernels_us": rows}, indent=1))
     return 0
 
 

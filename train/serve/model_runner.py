@@ -140,8 +140,8 @@ class ModelRunner:
         if cuda:
             from train.serve import triton_attention, triton_matvec
 
-            # Their tiles are tuned on first use, which the graph capture makes at start-up; an eager
-            # engine would pay seconds of tuning in its first small batch, so it keeps cuBLAS.
+            # Compiled per shape on first use, which the graph capture makes at start-up; an eager
+            # engine would pay those compiles in its first small batches, so it keeps cuBLAS.
             if fast and triton_matvec.supports(mc.head_dim, dtype):
                 self._matvec = triton_matvec
             if triton_attention.supports(mc.head_dim, cfg.block_size, dtype):

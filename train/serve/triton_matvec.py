@@ -19,8 +19,7 @@ dependent memory round trips, not bytes, so each kernel makes one: the epilogue'
 RoPE angles, slots) are loaded up front, and the norm is applied after the dot product, in fp32
 (rms_norm(x) · W = inv_rms · ((x ⊙ gain) · W), the sum of squares gathered in the same pass), where the
 unfused path rounds the normalized input to bf16 twice first; a projection's output is still rounded
-before RoPE or SiLU, as there. Tiles are chosen per shape by `triton.autotune` on
-the first call, which the engine makes before it captures its CUDA graphs.
+before RoPE or SiLU, as there. Tiles follow a rule measured on an H200 (`_tile`).
 
 On Hopper the kernels launch with programmatic dependent launch (pdl.py): a program loads its first
 weight tile before it waits for the previous kernel, so a projection's weights are on their way while
@@ -47,31 +46,23 @@ def supports(head_dim: int, dtype: torch.dtype) -> bool:
     return dtype in (torch.bfloat16, torch.float16) and half >= 4 and half & (half - 1) == 0
 
 
-def _prune(configs, named_args, **kwargs):
-    """Keep tiles whose fp32 product fits in registers, and, for RoPE, that divide a half head."""
-    rows, half = kwargs["M_PAD"], kwargs["HEAD_DIM"] // 2
-    kept = [
-        c
-        for c in configs
-        if rows * c.kwargs["BLOCK_N"] * c.kwargs["BLOCK_K"] <= 8192
-        and (kwargs["MODE"] != ROPE.value or half % c.kwargs["BLOCK_N"] == 0)
-    ]
-    return kept or configs[:1]
+def _tile(rows: int, k: int, columns: int) -> tuple[int, int, int]:
+    """(BLOCK_N, BLOCK_K, warps) for `rows` (padded) rows of k inputs: the whole row up to 4,096 inputs
+    in one tile, as many output columns as keep a program's fp32 products at 8,192 (64 a thread), at
+    most `columns` (8; a RoPE program's columns lie in one half head).
+
+    scripts/matvec_tile_sweep.py timed 32 tiles per projection of the 0.5B serve model at one row on an
+    H200, as the engine runs them (CUDA graph, PDL, 24 weight copies so the weights come from HBM): this
+    rule's (8, 1,024, 4 warps) was fastest for the four 1,024-input projections and (2, 4,096, 8 warps)
+    for the 4,096-input down projection, 3.9 µs against 7.4 µs for the 4- and 8-column 1,024-wide tiles
+    that `triton.autotune` had chosen. Autotune timed each tile on one weight read again and again, from
+    L2, which rewards different tiles than a step that streams every weight once from HBM.
+    """
+    block_k = min(triton.next_power_of_2(k), 4096)
+    block_n = max(1, min(columns, 8192 // (rows * block_k)))
+    return block_n, block_k, 8 if block_k >= 4096 else 4
 
 
-def _bench(kernel_call, quantiles):
-    return triton.testing.do_bench(kernel_call, warmup=5, rep=20, quantiles=quantiles)
-
-
-# On an H200 autotune chose 4 or 8 columns by 512-1,024 inputs (4 warps) for every shape and row count of
-# the 0.5B serve model (scripts/serve_decode_profile.py); 16 columns and 256-wide tiles never won, and
-# every tile left in costs a compile at engine start-up.
-@triton.autotune(
-    configs=[triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=4) for n in (4, 8) for k in (512, 1024)],
-    key=["M_PAD", "N", "K", "MODE", "PDL"],
-    prune_configs_by={"early_config_prune": _prune},
-    do_bench=_bench,
-)
 @triton.jit
 def _matvec_kernel(
     x_ptr,
@@ -210,15 +201,9 @@ def _launch(x, weight, out, mode, outputs, norm=None, eps=0.0, residual=None, ro
     cos, sin, positions, slots, k_cache, v_cache, n_heads = rope or (x, x, x, x, x, x, 1)
     kv_heads, head_dim = (k_cache.shape[2], k_cache.shape[3]) if rope else (1, 8)
     pdl = active(x)
-    if mode is ROPE:
-
-        def grid(meta):
-            return (outputs // 2 // meta["BLOCK_N"],)
-    else:
-
-        def grid(meta):
-            return (triton.cdiv(outputs, meta["BLOCK_N"]),)
-
+    rows_pad = triton.next_power_of_2(rows)
+    block_n, block_k, warps = _tile(rows_pad, k, min(8, head_dim // 2) if mode is ROPE else 8)
+    grid = (outputs // 2 // block_n,) if mode is ROPE else (triton.cdiv(outputs, block_n),)
     _matvec_kernel[grid](
         x,
         weight,
@@ -237,11 +222,14 @@ def _launch(x, weight, out, mode, outputs, norm=None, eps=0.0, residual=None, ro
         K=k,
         MODE=mode.value,
         NORM=norm is not None,
-        M_PAD=triton.next_power_of_2(rows),
+        M_PAD=rows_pad,
         N_HEADS=n_heads,
         KV_HEADS=kv_heads,
         HEAD_DIM=head_dim,
         PDL=pdl,
+        BLOCK_N=block_n,
+        BLOCK_K=block_k,
+        num_warps=warps,
         launch_pdl=pdl,
     )
     return out
