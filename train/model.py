@@ -4,6 +4,7 @@ One file, read top to bottom: config and presets, then the modules from the smal
 through `F.scaled_dot_product_attention`; `attention_kernels` orders its GPU backends for training. RoPE
 uses the rotate-half layout of HF's Llama so that an export needs no weight permutation. The q, k, v (and
 the gate and up) projections are separate parameters, as in HF's Llama, but run as one matmul each.
+On CUDA, RoPE and the split into heads run as rope_kernels.py's Triton kernels (forward and backward).
 """
 
 from __future__ import annotations
