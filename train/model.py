@@ -4,7 +4,10 @@ One file, read top to bottom: config and presets, then the modules from the smal
 through `F.scaled_dot_product_attention`; `attention_kernels` orders its GPU backends for training. RoPE
 uses the rotate-half layout of HF's Llama so that an export needs no weight permutation. The q, k, v (and
 the gate and up) projections are separate parameters, as in HF's Llama, but run as one matmul each.
-On CUDA, RoPE and the split into heads run as rope_kernels.py's Triton kernels (forward and backward).
+On CUDA, three memory-bound steps run as Triton kernels, forward and backward, where the compiled
+PyTorch code was slow: RoPE with the split into heads (rope_kernels.py), SwiGLU's activation
+(swiglu_kernels.py) and the cross-entropy (cross_entropy_kernels.py); each module says why and has an
+`ENABLED` switch for A/B runs. The CPU path is the PyTorch code.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 try:  # Triton comes with CUDA builds of torch
-    from train import rope_kernels
+    from train import cross_entropy_kernels, rope_kernels, swiglu_kernels
 except ImportError:
-    rope_kernels = None
+    cross_entropy_kernels = rope_kernels = swiglu_kernels = None
 
 # Embedding and output rows are padded to a multiple of this: tensor-core friendly matmul shapes.
 VOCAB_MULTIPLE = 128
@@ -43,6 +46,14 @@ class ModelConfig(BaseModel):
     norm_eps: float = Field(1e-5, gt=0, description="RMSNorm epsilon.")
     tie_embeddings: bool = Field(True, description="The output projection shares the token embedding matrix.")
     init_std: float = Field(0.02, gt=0, description="Std of the normal init of every weight matrix.")
+    # Off by default as in Megatron-LM (--fp32-residual-connection) and torchtitan (bf16 activations):
+    # an fp32 stream makes every residual add and RMSNorm move twice the bytes, 3.7% of the 124m step
+    # on an H200 (bench/RESULTS.md), and the norms compute in fp32 either way.
+    fp32_residual: bool = Field(
+        False,
+        description="Under autocast, keep the residual stream in fp32 (as HF's Llama does) instead of the "
+        "autocast dtype.",
+    )
 
     @model_validator(mode="after")
     def _heads_divide(self) -> ModelConfig:
@@ -129,6 +140,11 @@ GPU_ATTENTION_BACKENDS = [
 ]
 
 
+def _triton(kernels, x: torch.Tensor) -> bool:
+    """Whether to run a Triton kernel module's op on x: CUDA tensors, the module imported and enabled."""
+    return x.is_cuda and kernels is not None and kernels.ENABLED
+
+
 def attention_kernels(device: torch.device) -> contextlib.AbstractContextManager:
     """Context for the forward pass: cuDNN attention first on CUDA, PyTorch's default choice elsewhere.
 
@@ -155,9 +171,7 @@ class Attention(nn.Module):
         # the bf16 cast that every weight gets anyway.
         wqkv = torch.cat([self.wq.weight, self.wk.weight, self.wv.weight])
         qkv = F.linear(x, wqkv)
-        if (
-            qkv.is_cuda and rope_kernels is not None and rope_kernels.ENABLED
-        ):  # one Triton kernel each way (rope_kernels.py says why)
+        if _triton(rope_kernels, qkv):
             q, k, v = rope_kernels.rope_split(qkv, cos, sin, self.n_head, self.n_kv_head)
         else:
             q, k, v = qkv.split(
@@ -182,8 +196,13 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Gate and up in one matmul, for the same reason as q, k, v in Attention.
-        gate, up = F.linear(x, torch.cat([self.w_gate.weight, self.w_up.weight])).chunk(2, dim=-1)
-        return self.w_down(F.silu(gate) * up)
+        gate_up = F.linear(x, torch.cat([self.w_gate.weight, self.w_up.weight]))
+        if _triton(swiglu_kernels, gate_up):
+            hidden = swiglu_kernels.swiglu(gate_up.view(-1, gate_up.shape[-1])).view(*x.shape[:-1], -1)
+        else:
+            gate, up = gate_up.chunk(2, dim=-1)
+            hidden = F.silu(gate) * up
+        return self.w_down(hidden)
 
 
 class Block(nn.Module):
@@ -236,6 +255,8 @@ class Transformer(nn.Module):
             raise ValueError(f"{seq_len} tokens exceed the model's max_seq_len {self.cfg.max_seq_len}")
         cos, sin = self.rope_cos[:seq_len], self.rope_sin[:seq_len]
         x = self.tok_emb(idx)
+        if not self.cfg.fp32_residual and torch.is_autocast_enabled(x.device.type):
+            x = x.to(torch.get_autocast_dtype(x.device.type))  # the residual adds then stay in it
         for block in self.blocks:
             x = block(x, cos, sin)
         x = self.norm(x)
@@ -243,8 +264,11 @@ class Transformer(nn.Module):
         logits = F.linear(x, weight)
         if targets is None:
             return logits
+        logits, targets = logits.view(-1, logits.shape[-1]), targets.reshape(-1)
+        if _triton(cross_entropy_kernels, logits):  # sums in fp32 without an fp32 copy of the logits
+            return cross_entropy_kernels.cross_entropy(logits, targets)
         # fp32 softmax: bf16 log-probabilities over ~50k entries are too coarse for a faithful loss.
-        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1))
+        return F.cross_entropy(logits.float(), targets)
 
 
 def count_params(cfg: ModelConfig, embeddings: bool = True) -> int:
