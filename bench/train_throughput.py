@@ -11,7 +11,8 @@ fp32 logits of every position, inside the compiled region for both). HF's model 
 LlamaConfig with our preset's width, depth, heads, kv heads, SwiGLU width, vocabulary, RoPE base and
 tied embeddings; the script checks that the two have the same parameter count. Ours runs inside
 `train.model.attention_kernels` (cuDNN attention first), as `train pretrain` does; HF's keeps PyTorch's
-default SDPA choice, as a user of it gets.
+default SDPA choice, as a user of it gets. The `ours-*` variants (see OURS) change one thing each, for
+A/B runs in one process; --inductor sets torch._inductor.config options for every model.
 
 Each model runs --warmup steps (compilation) and then --steps steps timed in windows of --window steps
 (one GPU sync per window); tokens/s is the median window. MFU follows train/metrics.py: tokens/s ×
@@ -45,9 +46,18 @@ from train.metrics import MFU_CONVENTION, flops_per_token, peak_flops  # noqa: E
 from train.model import ModelConfig, Transformer, attention_kernels, count_params, preset_config  # noqa: E402
 from train.optim import build_optimizer  # noqa: E402
 
-# Our model as `train pretrain` runs it, and (for an A/B) with RoPE and the head split in PyTorch code
-# instead of train/rope_kernels.py's Triton kernels (where Triton is): rope_kernels.ENABLED for the run.
-OURS = {"ours": True, "ours-torch-rope": False}
+# Our model as `train pretrain` runs it, and variants for A/B runs in one process: the PyTorch code in
+# place of one or all of train.model's Triton kernel modules (their ENABLED switch, for the run), or
+# the residual stream in fp32 as HF's (ModelConfig.fp32_residual).
+KERNEL_MODULES = ("rope_kernels", "swiglu_kernels", "cross_entropy_kernels")
+OURS: dict[str, dict] = {
+    "ours": {},
+    "ours-torch-rope": {"without": ("rope_kernels",)},
+    "ours-torch-swiglu": {"without": ("swiglu_kernels",)},
+    "ours-torch-ce": {"without": ("cross_entropy_kernels",)},
+    "ours-torch": {"without": KERNEL_MODULES},
+    "ours-fp32-residual": {"config": {"fp32_residual": True}},
+}
 
 # --attention: train.model's order (cuDNN first), or PyTorch's own default (flash first), for A/B runs.
 ATTENTION_ORDERS = {
@@ -87,7 +97,10 @@ class HFLlamaWithLoss(nn.Module):
 
 def build_model(name: str, cfg: ModelConfig, device: torch.device) -> nn.Module:
     torch.manual_seed(0)
-    model = Transformer(cfg) if name in OURS else HFLlamaWithLoss(cfg)
+    if name in OURS:
+        model = Transformer(cfg.model_copy(update=OURS[name].get("config", {})))
+    else:
+        model = HFLlamaWithLoss(cfg)
     params = sum(p.numel() for p in model.parameters())
     if params != count_params(cfg):
         raise RuntimeError(
@@ -104,8 +117,9 @@ def sync(device: torch.device) -> None:
 def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch.device) -> dict:
     """Train `name` for --warmup + --steps steps; tokens/s is the median over windows of --window steps."""
     cuda = device.type == "cuda"
-    if train.model.rope_kernels is not None and name in OURS:
-        train.model.rope_kernels.ENABLED = OURS[name]
+    for module_name in KERNEL_MODULES:
+        if (module := getattr(train.model, module_name)) is not None:
+            module.ENABLED = module_name not in OURS.get(name, {}).get("without", ())
     model = build_model(name, cfg, device)
     if cuda:
         model.compile(mode=args.compile_mode)
@@ -118,6 +132,7 @@ def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch
 
     def step(i: int) -> torch.Tensor:
         batch = batches[i % len(batches)]
+        torch.compiler.cudagraph_mark_step_begin()  # a new step for CUDA-graph modes; a no-op otherwise
         with autocast, kernels():
             loss = model(batch[:, :-1], batch[:, 1:])
         loss.backward()
@@ -240,10 +255,33 @@ def time_sdpa(cfg: ModelConfig, batch: int, seq_len: int, device: torch.device) 
     return rows
 
 
+def set_inductor_config(parser: argparse.ArgumentParser, settings: list[str]) -> dict:
+    """Apply --inductor KEY=VALUE settings (dotted keys reach sub-configs, e.g. triton.cudagraphs)."""
+    import ast
+
+    import torch._inductor.config as config
+
+    applied = {}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parser.error(f"--inductor {setting}: the value must be a Python literal, e.g. {key}=True")
+        target, *path = config, *key.split(".")
+        for part in path[:-1]:
+            target = getattr(target, part, None)
+        if not sep or target is None or not hasattr(target, path[-1]):
+            parser.error(f"--inductor {setting}: torch._inductor.config has no {key!r}")
+        setattr(target, path[-1], value)
+        applied[key] = value
+    return applied
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--models", default="hf,ours", help="comma-separated, run in this order: ours, ours-torch-rope, hf"
+        "--models", default="hf,ours", help=f"comma-separated, run in this order: hf, {', '.join(OURS)}"
     )
     parser.add_argument("--preset", default="124m")
     parser.add_argument("--vocab", type=int, default=32_000)
@@ -253,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=30, help="timed steps after the warmup")
     parser.add_argument("--window", type=int, default=10, help="timed steps per GPU sync")
     parser.add_argument("--compile-mode", default=None, help="torch.compile mode (default: PyTorch's)")
+    parser.add_argument(
+        "--inductor",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set torch._inductor.config.KEY (a Python literal) for every model, e.g. coordinate_descent_tuning=True",
+    )
     parser.add_argument(
         "--attention", choices=list(ATTENTION_ORDERS), default="cudnn", help="our SDPA backend order on GPU"
     )
@@ -267,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         print("torch sees no CUDA device; use --device cpu for a check of the script.")
         return 0
     device = torch.device(args.device)
+    inductor = set_inductor_config(parser, args.inductor)
     train.model.GPU_ATTENTION_BACKENDS = ATTENTION_ORDERS[args.attention]
     if device.type == "cpu":
         args.preset, args.seq_len, args.micro_batch_size = "tiny", 64, 2
@@ -287,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "preset": args.preset,
         "attention": args.attention,
+        "inductor_config": inductor,
         "mfu_convention": MFU_CONVENTION,
         "flops_per_token": flops_per_token(cfg, args.seq_len),
         "runs": [],

@@ -11,6 +11,7 @@
 #        matvec  bench/matvec_throughput.py: each fused decode matvec against cuBLAS, per shape
 #        tiles   scripts/matvec_tile_sweep.py: every tile of a grid, per matvec shape, at one row
 #        train   bench/train_throughput.py: 124m, ours (with and without the RoPE kernels) against HF
+#                ($TRAIN_MODELS: which, in order; $TRAIN_FLAGS: more options, e.g. "--profile 5")
 #        converge  train pretrain, 124m, $CONVERGE_STEPS steps on $DATA (curated shards), loss curve PNG
 # The image lacks pydantic, dask & co: their wheels travel in .whl/ (carry it).
 set -u
@@ -28,7 +29,7 @@ step() { [[ " $STEPS " == *" $1 "* ]]; }
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } > "$OUT/env.log" 2>&1
 
 if step tests; then
-    $T 330 python3 -m pytest -q -p no:cacheprovider tests/train/test_serve_gpu.py tests/train/test_rope_kernels_gpu.py \
+    $T 330 python3 -m pytest -q -p no:cacheprovider tests/train/test_serve_gpu.py tests/train/test_rope_kernels_gpu.py tests/train/test_triton_kernels_gpu.py \
         "tests/curate/test_dedup_fuzzy.py::test_cuda_signatures_match_cpu" > "$OUT/tests.log" 2>&1
     echo "tests rc=$?" >> "$OUT/env.log"
 fi
@@ -54,10 +55,11 @@ if step tiles; then
 fi
 if step train; then
     $T 400 python3 bench/train_throughput.py --models ${TRAIN_MODELS:-hf,ours,ours-torch-rope} --no-sdpa \
-        --json "$OUT/train.json" > "$OUT/train.log" 2>&1
+        ${TRAIN_FLAGS:-} --json "$OUT/train.json" > "$OUT/train.log" 2>&1
     echo "train rc=$?" >> "$OUT/env.log"
 fi
 if step converge; then
+    rm -rf /tmp/converge  # a run directory left there would be resumed
     $T 540 python3 -m train.cli pretrain --data "${DATA:?set DATA=shard dir}" --preset 124m --out /tmp/converge \
         --max-steps "${CONVERGE_STEPS:-2000}" \
         --micro-batch-size 16 --global-batch-size 16 --warmup-steps 100 --eval-every 200 --ckpt-every 0 \
