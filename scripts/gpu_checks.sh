@@ -13,7 +13,7 @@
 #        train   bench/train_throughput.py: 124m, ours (with and without the RoPE kernels) against HF
 #                ($TRAIN_MODELS: which, in order; $TRAIN_FLAGS: more options, e.g. "--profile 5")
 #        converge  train pretrain, 124m, $CONVERGE_STEPS steps on $DATA (curated shards), loss curve PNG
-# The image lacks pydantic, dask & co: their wheels travel in .whl/ (carry it).
+# The image lacks pydantic, dask & co: scripts/pack_device_wheels.sh puts their wheels in .whl/ (carry it).
 set -u
 STEPS=${STEPS:-tests minhash serve}
 OUT=${OUT:-runs/bench/gpu}
