@@ -98,3 +98,19 @@ def test_loss_is_the_mean_cross_entropy_and_long_inputs_are_refused():
     assert abs(loss.item() - torch.log(torch.tensor(384.0)).item()) < 0.2
     with pytest.raises(ValueError, match="exceed the model's max_seq_len 16"):
         model(torch.zeros(1, 17, dtype=torch.long))
+
+
+@pytest.mark.parametrize("fp32_residual", [False, True])
+def test_under_autocast_the_residual_stream_keeps_the_configured_dtype(fp32_residual):
+    model = Transformer(preset_config("tiny", vocab_size=300, fp32_residual=fp32_residual))
+    seen = []
+    for block in model.blocks:
+        block.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    idx = torch.randint(0, 300, (2, 16))
+    with torch.autocast("cpu", torch.bfloat16):
+        loss = model(idx[:, :-1], idx[:, 1:])
+    assert seen == [torch.float32 if fp32_residual else torch.bfloat16] * len(model.blocks)
+    assert loss.dtype == torch.float32 and loss.isfinite()
+    seen.clear()
+    model(idx)  # without autocast everything is fp32, whatever the setting
+    assert seen == [torch.float32] * len(model.blocks)
