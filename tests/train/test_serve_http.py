@@ -266,7 +266,7 @@ def test_a_full_queue_answers_429_at_once(checkpoint):
         httpx.Client(headers=headers, timeout=30) as http,
         http.stream("POST", f"{url}/v1/completions", json=long) as running,
     ):
-        # Held for the whole test: a collected line iterator closes the connection (httpx 0.29), and the
+        # Held for the whole test: a collected line iterator closes the connection (httpx), and the
         # server aborts a request whose client has gone.
         lines = running.iter_lines()
         assert next(e for e in lines if e.startswith("data:"))  # it runs: the batch is full
