@@ -1,11 +1,11 @@
 """Cross-entropy over the output logits, forward and backward, reading the bf16 logits (CUDA, Triton).
 
-`F.cross_entropy(logits.float(), targets)` compiled keeps the fp32 copy of the logits for the backward:
-at 16 × 1,024 tokens and a 32k vocabulary that is 2 GB written in the forward and read again in the
-backward, 1.2–1.4 ms of a 30 ms 124m step on an H200 (bench/RESULTS.md). Here the forward reads the
-logits once, in their own dtype, and keeps only each row's log-sum-exp; the backward reads them once more
-and writes the gradient: softmax minus the one-hot target, times the row's incoming gradient. The sums
-run in fp32, so the loss is F.cross_entropy's over fp32 logits up to summation order.
+`F.cross_entropy(logits.float(), targets)` compiled took 0.78 ms forward + 0.64 ms backward of a 30 ms
+124m step on an H200 at 16 × 1,024 tokens and a 32k vocabulary (bench/RESULTS.md); its forward, one
+online-softmax reduction over the 1 GB of bf16 logits, ran at well under HBM speed. Here the forward reads
+each row once, in 8,192-column blocks, and keeps only its log-sum-exp; the backward reads the logits once
+more and writes the gradient: softmax minus the one-hot target, times the row's incoming gradient. The
+sums run in fp32, so the loss is F.cross_entropy's over fp32 logits up to summation order.
 
 `token_losses` is a `torch.library.triton_op` with its backward registered (as train/rope_kernels.py),
 so that torch.compile keeps it whole and autograd differentiates through it. Targets equal to

@@ -265,7 +265,7 @@ class Transformer(nn.Module):
         if targets is None:
             return logits
         logits, targets = logits.view(-1, logits.shape[-1]), targets.reshape(-1)
-        if _triton(cross_entropy_kernels, logits):  # sums in fp32 without an fp32 copy of the logits
+        if _triton(cross_entropy_kernels, logits):  # one pass over the logits, sums in fp32
             return cross_entropy_kernels.cross_entropy(logits, targets)
         # fp32 softmax: bf16 log-probabilities over ~50k entries are too coarse for a faithful loss.
         return F.cross_entropy(logits.float(), targets)
