@@ -23,8 +23,9 @@ from torch.library import triton_op, wrap_triton
 
 ENABLED = True
 IGNORE_INDEX = -100
-# Columns a program handles per pass over a row: 16 KB of bf16 in flight per program.
-BLOCK = 8192
+# Columns a program handles per pass over a row: 16 KB of bf16 in flight per program. The backward's
+# programs each take one block of a row, so its blocks are smaller: more programs to spread.
+BLOCK, BACKWARD_BLOCK = 8192, 4096
 
 
 @triton.jit
@@ -95,10 +96,9 @@ def token_losses_backward(
 ) -> torch.Tensor:
     rows, vocab = logits.shape
     dlogits = logits.new_empty(rows, vocab)
-    block = 4096
-    wrap_triton(_backward_kernel)[(rows, triton.cdiv(vocab, block))](
+    wrap_triton(_backward_kernel)[(rows, triton.cdiv(vocab, BACKWARD_BLOCK))](
         logits, targets, lse, dlosses.contiguous(), dlogits, vocab, logits.stride(0),
-        IGNORE=IGNORE_INDEX, BLOCK=block, num_warps=8,
+        IGNORE=IGNORE_INDEX, BLOCK=BACKWARD_BLOCK, num_warps=8,
     )  # fmt: skip
     return dlogits
 

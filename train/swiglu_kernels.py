@@ -5,9 +5,9 @@ PyTorch code, the backward becomes one pointwise kernel over the [M, 2·F] gradi
 `cat_mul_silu_silu_backward`), a concatenation of the two halves' gradients in which each element loads
 the inputs of its own half, so gate and the incoming gradient are fetched for both. It took 1.6–1.7 ms of
 a 30 ms 124m step on an H200 (~2.3 TB/s of the minimal traffic), the largest after the matmuls and
-attention (bench/RESULTS.md). Here a program takes one [rows × columns] tile of
-the gate, reads gate, up and the gradient once and writes both halves of the projection's gradient.
-The math runs in fp32 and rounds once, as the compiled PyTorch code does.
+attention (bench/RESULTS.md). Here a program takes one [rows × columns] tile of the gate, reads gate,
+up and the gradient once and writes both halves of the projection's gradient. The math runs in fp32
+and rounds once, as the compiled PyTorch code does.
 
 `swiglu` is a `torch.library.triton_op` with its backward registered (as train/rope_kernels.py), used by
 train.model for CUDA tensors when this module imports and `ENABLED` is true; the CPU path is PyTorch's.
@@ -75,13 +75,14 @@ def swiglu(gate_up: torch.Tensor) -> torch.Tensor:
 
 @triton_op("webcrawl_lm::swiglu_backward", mutates_args={})
 def swiglu_backward(gate_up: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    gate_up = gate_up.contiguous()
     grad_gate_up = torch.empty_like(gate_up)
     _launch(gate_up, grad.contiguous(), grad_gate_up, False)
     return grad_gate_up
 
 
 def _setup_context(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0].contiguous())
+    ctx.save_for_backward(inputs[0])
 
 
 def _backward(ctx, grad):
