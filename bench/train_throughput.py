@@ -2,6 +2,7 @@
 
     python bench/train_throughput.py --json runs/bench/throughput.json
     python bench/train_throughput.py --models ours --micro-batch-size 32
+    python bench/train_throughput.py --accum 8             # 8 micro-batches per optimizer step
     python bench/train_throughput.py --device cpu          # a quick end-to-end check of the script
 
 Both models train in one loop: random tokens already on the GPU (no data loading, so the model is all
@@ -14,12 +15,14 @@ tied embeddings; the script checks that the two have the same parameter count. O
 default SDPA choice, as a user of it gets. The `ours-*` variants (see OURS) change one thing each, for
 A/B runs in one process; --inductor sets torch._inductor.config options for every model.
 
-Each model runs --warmup steps (compilation) and then --steps steps timed in windows of --window steps
-(one GPU sync per window); tokens/s is the median window. MFU follows train/metrics.py: tokens/s ×
-(6·N + 12·L·d·T) / the GPU's dense bf16 peak (989 TFLOP/s for H100 SXM and H200). It also times SDPA
-alone, forward and backward at the model's attention shape, for each backend, and with --profile N
-lists the GPU time per kernel over N more steps. On CPU (--device cpu) it
-runs the tiny preset for a few steps without compile or autocast: a check of the script, not a benchmark.
+A step is --accum micro-batches of --micro-batch-size sequences, each with its backward, then one clip
+and optimizer step (--accum > 1 spreads the optimizer over more tokens and adds gradient accumulation,
+as train pretrain's --global-batch-size does). Each model runs --warmup steps (compilation) and then
+--steps steps timed in windows of --window steps (one GPU sync per window); tokens/s is the median
+window. MFU follows train/metrics.py: tokens/s × (6·N + 12·L·d·T) / the GPU's dense bf16 peak
+(989 TFLOP/s for H100 SXM and H200). It also times SDPA alone, forward and backward at the model's
+attention shape, for each backend, and with --profile N lists the GPU time per kernel over N more
+steps. On CPU (--device cpu) it runs the tiny preset for a few steps without compile or autocast: a check of the script, not a benchmark.
 """
 
 from __future__ import annotations
@@ -131,11 +134,12 @@ def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch
     batches = [torch.randint(0, cfg.vocab_size, shape, device=device, generator=generator) for _ in range(4)]
 
     def step(i: int) -> torch.Tensor:
-        batch = batches[i % len(batches)]
-        torch.compiler.cudagraph_mark_step_begin()  # a new step for CUDA-graph modes; a no-op otherwise
-        with autocast, kernels():
-            loss = model(batch[:, :-1], batch[:, 1:])
-        loss.backward()
+        for micro in range(args.accum):
+            batch = batches[(i * args.accum + micro) % len(batches)]
+            torch.compiler.cudagraph_mark_step_begin()  # a new step for CUDA-graph modes; a no-op otherwise
+            with autocast, kernels():
+                loss = model(batch[:, :-1], batch[:, 1:])
+            (loss / args.accum).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -149,7 +153,7 @@ def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch
         step(i)
     sync(device)
     warmup_s = time.perf_counter() - start
-    tokens_per_window = args.window * args.micro_batch_size * args.seq_len
+    tokens_per_window = args.window * args.accum * args.micro_batch_size * args.seq_len
     rates = []
     for w in range(args.steps // args.window):
         start = time.perf_counter()
@@ -165,6 +169,7 @@ def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch
     result = {
         "model": name,
         "micro_batch_size": args.micro_batch_size,
+        "accum": args.accum,
         "seq_len": args.seq_len,
         "params": count_params(cfg),
         "compile_mode": args.compile_mode if cuda else "off",
@@ -287,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vocab", type=int, default=32_000)
     parser.add_argument("--seq-len", type=int, default=1024)
     parser.add_argument("--micro-batch-size", type=int, default=16)
+    parser.add_argument("--accum", type=int, default=1, help="micro-batches per optimizer step")
     parser.add_argument("--warmup", type=int, default=8, help="untimed first steps (compilation)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps after the warmup")
     parser.add_argument("--window", type=int, default=10, help="timed steps per GPU sync")
@@ -306,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
+    if args.accum < 1:
+        parser.error(f"--accum {args.accum}: a step needs at least one micro-batch")
     if args.steps < args.window:
         parser.error(f"--steps {args.steps} is fewer than one --window of {args.window}")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -324,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(
         f"{name} · {args.preset} ({count_params(cfg) / 1e6:.1f}M, vocab {cfg.vocab_size}) · "
-        f"{args.micro_batch_size} × {args.seq_len} tokens/step · torch {torch.__version__}"
+        f"{args.micro_batch_size} × {args.seq_len} tokens × {args.accum} micro-batches/step · "
+        f"torch {torch.__version__}"
     )
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -357,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         mfu = f"{result['mfu']:.1%}" if result["mfu"] is not None else "n/a"
         memory = f"{result['max_memory_gib']:.1f} GiB" if result["max_memory_gib"] is not None else "n/a"
         print(
-            f"  {model_name:<5} {result['tokens_per_s']:>11,.0f} tokens/s · MFU {mfu} · warmup "
+            f"  {model_name:<18} {result['tokens_per_s']:>11,.0f} tokens/s · MFU {mfu} · warmup "
             f"{result['warmup_s']:.0f} s · max memory {memory} · loss {result['first_loss']:.3f} → "
             f"{result['last_loss']:.3f}"
         )
