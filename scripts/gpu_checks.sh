@@ -3,6 +3,7 @@
 # one call, each step under its own time limit; logs and JSON results go to $OUT (default runs/bench/gpu).
 #   STEPS="tests minhash serve" bash scripts/gpu_checks.sh
 #   STEPS="converge" DATA=runs/convergence/out/shards bash scripts/gpu_checks.sh
+#   STEPS="converge" DATA=runs/local_text/out/shards CONVERGE_FLAGS="--micro-batch-size 8 --global-batch-size 8" bash scripts/gpu_checks.sh
 # Steps: tests   the CUDA tests (MinHash kernels vs CPU bits, Triton decode attention, CUDA-graph engine)
 #        minhash bench/minhash_throughput.py's GPU path: signatures equal to the CPU path's, speed-up
 #        serve   bench/serve_throughput.py: engine vs HF generate, nano-vllm protocol, batch-1 floor

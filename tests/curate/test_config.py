@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from curate.config import PipelineConfigError, load_pipeline
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -139,3 +143,13 @@ def test_cli_validate_accepts_the_main_pipeline():
     )
     assert proc.returncode == 0, proc.stderr
     assert "ok" in proc.stderr
+
+
+@pytest.mark.parametrize("pipeline", sorted(p.name for p in (REPO / "pipelines").glob("*.yaml")))
+def test_every_shipped_pipeline_file_is_valid(pipeline, write_pipeline, warc, tmp_path):
+    # Their inputs are made by scripts (a mirror, a rendering) that tests do not run: any file will do.
+    config = yaml.safe_load((REPO / "pipelines" / pipeline).read_text())
+    config["input"]["paths"] = [warc]
+    config["output"]["dir"] = str(tmp_path / "out")
+    loaded = load_pipeline(write_pipeline(config))
+    assert [s.id for s in loaded.stages] == [s.get("name", s["stage"]) for s in config["stages"]]
