@@ -7,11 +7,20 @@ each row once, in 8,192-column blocks, and keeps only its log-sum-exp; the backw
 more and writes the gradient: softmax minus the one-hot target, times the row's incoming gradient. The
 sums run in fp32, so the loss is F.cross_entropy's over fp32 logits up to summation order.
 
-`token_losses` is a `torch.library.triton_op` with its backward registered (as train/rope_kernels.py),
-so that torch.compile keeps it whole and autograd differentiates through it. Targets equal to
-`IGNORE_INDEX` (F.cross_entropy's default, the finetuning masks) give a zero loss and gradient;
-`cross_entropy` averages over the others, as F.cross_entropy does. train.model uses it for CUDA logits
-when this module imports and `ENABLED` is true; the CPU path is F.cross_entropy.
+`linear_cross_entropy` takes the output projection too. Its forward kernel writes the logits' gradient
+(softmax minus the one-hot target, for a unit incoming gradient) over the logits just after reading the
+row, so that the second read can come from L2; the backward is then only the two matmuls, each row's
+incoming gradient scaling their small [N, d] operands. The 1 GB of logits at 16 × 1,024 tokens is then
+read and written once from HBM, where the two kernels above read it twice and write a second [N, V]
+buffer. An estimate, not yet measured: ~0.3 ms of the 28 ms step, and 1 GB of peak memory.
+`FUSED_LINEAR` is its switch.
+
+`token_losses` and `linear_token_losses` are `torch.library.triton_op`s with their backward registered
+(as train/rope_kernels.py), so that torch.compile keeps them whole and autograd differentiates through
+them. Targets equal to `IGNORE_INDEX` (F.cross_entropy's default, the finetuning masks) give a zero loss
+and gradient; `cross_entropy` and `linear_cross_entropy` average over the others, as F.cross_entropy
+does. train.model uses them for CUDA tensors when this module imports and `ENABLED` is true; the CPU
+path is F.cross_entropy.
 """
 
 from __future__ import annotations
@@ -22,6 +31,9 @@ import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
 ENABLED = True
+# train.model's training loss through linear_cross_entropy. Off until it has been timed against the
+# separate matmul and loss on a GPU (bench/train_throughput.py's ours-fused-linear-ce).
+FUSED_LINEAR = False
 IGNORE_INDEX = -100
 # Columns a program handles per pass over a row: 16 KB of bf16 in flight per program. The backward's
 # programs each take one block of a row, so its blocks are smaller: more programs to spread.
@@ -30,9 +42,18 @@ BLOCK, BACKWARD_BLOCK = 8192, 4096
 
 @triton.jit
 def _forward_kernel(
-    logits_ptr, targets_ptr, losses_ptr, lse_ptr, V, stride, IGNORE: tl.constexpr, BLOCK: tl.constexpr
+    logits_ptr,
+    targets_ptr,
+    losses_ptr,
+    lse_ptr,
+    V,
+    stride,
+    IGNORE: tl.constexpr,
+    BLOCK: tl.constexpr,
+    WRITE_GRAD: tl.constexpr,
 ):
-    """One row: online max and sum of exponentials over the vocabulary, then lse − logit[target]."""
+    """One row: online max and sum of exponentials over the vocabulary, then lse − logit[target]; with
+    WRITE_GRAD, then the loss's gradient for a unit incoming gradient over the row's logits."""
     row = tl.program_id(0).to(tl.int64)
     base = logits_ptr + row * stride
     columns = tl.arange(0, BLOCK)
@@ -52,6 +73,13 @@ def _forward_kernel(
     picked = tl.load(base + tl.where(ignored, 0, target)).to(tl.float32)
     tl.store(losses_ptr + row, tl.where(ignored, 0.0, lse - picked))
     tl.store(lse_ptr + row, lse)
+    if WRITE_GRAD:  # softmax − onehot(target), zero if ignored; the row was just read, mostly from L2
+        keep = tl.where(ignored, 0.0, 1.0)
+        for start in range(0, V, BLOCK):
+            inside = start + columns < V
+            x = tl.load(base + start + columns, mask=inside, other=0.0).to(tl.float32)
+            grad = (tl.exp(x - lse) - tl.where(start + columns == target, 1.0, 0.0)) * keep
+            tl.store(base + start + columns, grad.to(logits_ptr.dtype.element_ty), mask=inside)
 
 
 @triton.jit
@@ -85,8 +113,9 @@ def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Ten
     losses = logits.new_empty(rows, dtype=torch.float32)
     lse = torch.empty_like(losses)
     wrap_triton(_forward_kernel)[(rows,)](
-        logits, targets, losses, lse, vocab, logits.stride(0), IGNORE=IGNORE_INDEX, BLOCK=BLOCK, num_warps=16
-    )
+        logits, targets, losses, lse, vocab, logits.stride(0),
+        IGNORE=IGNORE_INDEX, BLOCK=BLOCK, WRITE_GRAD=False, num_warps=16,
+    )  # fmt: skip
     return losses, lse
 
 
@@ -114,6 +143,53 @@ def _backward(ctx, dlosses, _dlse):
 
 
 token_losses.register_autograd(_backward, setup_context=_setup_context)
+
+
+@triton_op("webcrawl_lm::linear_token_losses", mutates_args={})
+def linear_token_losses(
+    x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [N, d] and weight [V, d] of one dtype, targets [N] int64 → (losses [N] fp32 of the logits
+    x·weightᵀ, the losses' gradient w.r.t. those logits for unit incoming gradients [N, V] in x's dtype).
+    The gradient is written over the logits' own buffer."""
+    grad = x @ weight.t()
+    rows, vocab = grad.shape
+    losses = grad.new_empty(rows, dtype=torch.float32)
+    lse = torch.empty_like(losses)  # scratch: the gradient already holds what a backward would need
+    wrap_triton(_forward_kernel)[(rows,)](
+        grad, targets, losses, lse, vocab, grad.stride(0),
+        IGNORE=IGNORE_INDEX, BLOCK=BLOCK, WRITE_GRAD=True, num_warps=16,
+    )  # fmt: skip
+    return losses, grad
+
+
+def _linear_setup_context(ctx, inputs, output):
+    x, weight, _ = inputs
+    ctx.save_for_backward(x, weight, output[1])
+    # The gradient output is for the backward only: no incoming gradient for it, and none materialised
+    # (autograd would otherwise pass a zero tensor the size of the logits).
+    ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)
+
+
+def _linear_backward(ctx, dlosses, _dgrad):
+    # dlogits = diag(dlosses) · grad, so each row's incoming gradient scales the small [N, d] operands
+    # and results rather than the [N, V] gradient: no pass over it but the two matmuls'.
+    x, weight, grad = ctx.saved_tensors
+    scale = dlosses.unsqueeze(1)
+    dx = ((grad @ weight).float() * scale).to(x.dtype)
+    dweight = grad.t() @ (x.float() * scale).to(x.dtype)
+    return dx, dweight, None
+
+
+linear_token_losses.register_autograd(_linear_backward, setup_context=_linear_setup_context)
+
+
+def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """cross_entropy(x @ weight.T, targets) for CUDA x [N, d] and weight [V, d] of one dtype, with the
+    logits' gradient computed in the forward pass, in place of the logits (see the module's docs)."""
+    losses, _ = linear_token_losses(x.contiguous(), weight.contiguous(), targets)
+    return losses.sum() / (targets != IGNORE_INDEX).sum()
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

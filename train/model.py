@@ -145,6 +145,11 @@ def _triton(kernels, x: torch.Tensor) -> bool:
     return x.is_cuda and kernels is not None and kernels.ENABLED
 
 
+def _fused_output_loss(x: torch.Tensor) -> bool:
+    """Whether the training loss takes cross_entropy_kernels' fused output matmul + loss (its switch)."""
+    return _triton(cross_entropy_kernels, x) and cross_entropy_kernels.FUSED_LINEAR
+
+
 def attention_kernels(device: torch.device) -> contextlib.AbstractContextManager:
     """Context for the forward pass: cuDNN attention first on CUDA, PyTorch's default choice elsewhere.
 
@@ -261,6 +266,12 @@ class Transformer(nn.Module):
             x = block(x, cos, sin)
         x = self.norm(x)
         weight = self.tok_emb.weight if self.output is None else self.output.weight
+        if targets is not None and torch.is_grad_enabled() and _fused_output_loss(x):
+            # The output matmul and the loss in one op; the autocast cast that F.linear would apply.
+            dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else x.dtype
+            return cross_entropy_kernels.linear_cross_entropy(
+                x.reshape(-1, x.shape[-1]).to(dtype), weight.to(dtype), targets.reshape(-1)
+            )
         logits = F.linear(x, weight)
         if targets is None:
             return logits

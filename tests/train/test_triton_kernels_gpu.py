@@ -1,5 +1,6 @@
-"""train/swiglu_kernels.py and train/cross_entropy_kernels.py against the PyTorch code they replace on
-CUDA, and the compiled model with all of train.model's Triton kernels against the model without them.
+"""train/swiglu_kernels.py and train/cross_entropy_kernels.py (the loss alone, and with the output
+matmul) against the PyTorch code they replace on CUDA, and the compiled model with train.model's Triton
+kernels against the model without them.
 
 Skipped without a GPU (CI has none); run on one with `pytest --noconftest tests/train/test_triton_kernels_gpu.py`.
 """
@@ -62,16 +63,61 @@ def test_cross_entropy_of_all_ignored_targets_is_nan_as_in_torch():
     assert F.cross_entropy(logits, targets).isnan()
 
 
-def test_compiled_model_trains_the_same_with_the_kernels_as_without():
+@pytest.mark.parametrize("rows, d, vocab", [(4096, 768, 32000), (33, 64, 50304), (5, 16, 1000)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_linear_cross_entropy_matches_torch_over_fp32_logits(rows, d, vocab, dtype):
+    torch.manual_seed(rows)
+    x = torch.randn(rows, d, device="cuda").to(dtype)
+    weight = (torch.randn(vocab, d, device="cuda") / d**0.5 * 4).to(dtype)
+    targets = torch.randint(0, vocab, (rows,), device="cuda")
+    targets[::3] = cross_entropy_kernels.IGNORE_INDEX
+    ours_x, ours_w = x.clone().requires_grad_(), weight.clone().requires_grad_()
+    ref_x, ref_w = x.clone().requires_grad_(), weight.clone().requires_grad_()
+    ours = cross_entropy_kernels.linear_cross_entropy(ours_x, ours_w, targets)
+    ref = F.cross_entropy(F.linear(ref_x, ref_w).float(), targets)
+    (ours * 3).backward()
+    (ref * 3).backward()
+    torch.testing.assert_close(ours, ref, atol=1e-3, rtol=1e-4)
+    assert ours_x.grad.dtype == dtype and ours_w.grad.dtype == dtype
+    for mine, theirs in ((ours_x.grad, ref_x.grad), (ours_w.grad, ref_w.grad)):
+        assert ((mine.float() - theirs.float()).norm() / theirs.float().norm()).item() < 1e-2
+    assert not ours_x.grad[::3].any()  # ignored rows get no gradient
+
+
+def test_linear_cross_entropy_holds_one_logits_sized_buffer_where_the_separate_loss_holds_two():
+    rows, d, vocab = 8192, 768, 32000
+    logits_bytes = rows * vocab * 2
+    x = torch.randn(rows, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    weight = torch.randn(vocab, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    targets = torch.randint(0, vocab, (rows,), device="cuda")
+    peaks = []
+    for loss_of in (
+        lambda: cross_entropy_kernels.linear_cross_entropy(x, weight, targets),
+        lambda: cross_entropy_kernels.cross_entropy(F.linear(x, weight), targets),
+    ):
+        x.grad = weight.grad = None
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+        loss_of().backward()
+        torch.cuda.synchronize()
+        peaks.append(torch.cuda.max_memory_allocated() - start)
+    fused, separate = peaks
+    assert fused < 1.2 * logits_bytes < 1.8 * logits_bytes < separate, peaks
+
+
+@pytest.mark.parametrize("kernels, fused_loss", [(True, True), (True, False)])
+def test_compiled_model_trains_the_same_with_the_kernels_as_without(kernels, fused_loss):
     """The tiny model, compiled, under bf16 autocast: loss and gradients of one step agree."""
     cfg = preset_config("tiny", vocab_size=512)
     modules = [train.model.rope_kernels, train.model.swiglu_kernels, train.model.cross_entropy_kernels]
     torch.manual_seed(0)
     idx = torch.randint(0, 512, (4, 129), device="cuda")
     results = []
-    for enabled in (True, False):
+    for enabled, fused in ((kernels, fused_loss), (False, False)):
         for module in modules:
             module.ENABLED = enabled
+        cross_entropy_kernels.FUSED_LINEAR = fused
         torch._dynamo.reset()
         torch.manual_seed(0)
         model = Transformer(cfg).cuda()
@@ -82,6 +128,7 @@ def test_compiled_model_trains_the_same_with_the_kernels_as_without():
         results.append((loss.detach(), [p.grad for p in model.parameters()]))
     for module in modules:
         module.ENABLED = True
+    cross_entropy_kernels.FUSED_LINEAR = False
     (loss_a, grads_a), (loss_b, grads_b) = results
     torch.testing.assert_close(loss_a, loss_b, atol=1e-3, rtol=1e-3)
     for a, b in zip(grads_a, grads_b, strict=True):
