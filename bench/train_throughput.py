@@ -52,7 +52,7 @@ from train.optim import build_optimizer  # noqa: E402
 # Our model as `train pretrain` runs it, and variants for A/B runs in one process: the PyTorch code in
 # place of one or all of train.model's Triton kernel modules (their ENABLED switch, for the run), or
 # the residual stream in fp32 as HF's (ModelConfig.fp32_residual), or the output matmul and the loss as
-# one op (cross_entropy_kernels.FUSED_LINEAR).
+# two ops (cross_entropy_kernels.FUSED_LINEAR off).
 KERNEL_MODULES = ("rope_kernels", "swiglu_kernels", "cross_entropy_kernels")
 OURS: dict[str, dict] = {
     "ours": {},
@@ -61,7 +61,7 @@ OURS: dict[str, dict] = {
     "ours-torch-ce": {"without": ("cross_entropy_kernels",)},
     "ours-torch": {"without": KERNEL_MODULES},
     "ours-fp32-residual": {"config": {"fp32_residual": True}},
-    "ours-fused-linear-ce": {"fused_linear_ce": True},
+    "ours-separate-ce": {"fused_linear_ce": False},
 }
 
 # --attention: train.model's order (cuDNN first), or PyTorch's own default (flash first), for A/B runs.
@@ -126,7 +126,7 @@ def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch
         if (module := getattr(train.model, module_name)) is not None:
             module.ENABLED = module_name not in OURS.get(name, {}).get("without", ())
     if train.model.cross_entropy_kernels is not None:
-        train.model.cross_entropy_kernels.FUSED_LINEAR = OURS.get(name, {}).get("fused_linear_ce", False)
+        train.model.cross_entropy_kernels.FUSED_LINEAR = OURS.get(name, {}).get("fused_linear_ce", True)
     model = build_model(name, cfg, device)
     if cuda:
         model.compile(mode=args.compile_mode)

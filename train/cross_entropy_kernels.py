@@ -3,24 +3,24 @@
 `F.cross_entropy(logits.float(), targets)` compiled took 0.78 ms forward + 0.64 ms backward of a 30 ms
 124m step on an H200 at 16 × 1,024 tokens and a 32k vocabulary (bench/RESULTS.md); its forward, one
 online-softmax reduction over the 1 GB of bf16 logits, ran at well under HBM speed. Here the forward reads
-each row once, in 8,192-column blocks, and keeps only its log-sum-exp; the backward reads the logits once
+each row once, in blocks of BLOCK columns, and keeps only its log-sum-exp; the backward reads the logits once
 more and writes the gradient: softmax minus the one-hot target, times the row's incoming gradient. The
 sums run in fp32, so the loss is F.cross_entropy's over fp32 logits up to summation order.
 
-`linear_cross_entropy` takes the output projection too. Its forward kernel writes the logits' gradient
-(softmax minus the one-hot target, for a unit incoming gradient) over the logits just after reading the
-row, so that the second read can come from L2; the backward is then only the two matmuls, each row's
-incoming gradient scaling their small [N, d] operands. The 1 GB of logits at 16 × 1,024 tokens is then
-read and written once from HBM, where the two kernels above read it twice and write a second [N, V]
-buffer. An estimate, not yet measured: ~0.3 ms of the 28 ms step, and 1 GB of peak memory.
-`FUSED_LINEAR` is its switch.
+`linear_cross_entropy`, train.model's training loss, takes the output projection too. Its forward
+kernel writes the logits' gradient (softmax minus the one-hot target, for a unit incoming gradient) over
+the logits just after reading the row, so that the second read can come from L2; the backward is then
+only the two matmuls, each row's incoming gradient scaling their small [N, d] operands. No second
+[N, V] buffer is allocated for the gradient. At 16 × 1,024 tokens on an H200 the 124m step's peak memory
+went from 8.3 to 7.3 GiB. Tokens/s stayed within run-to-run noise: 588,152 against 590,839 for the
+separate matmul and loss, and 580,509 against 581,802 in a run before the block sizes below.
 
 `token_losses` and `linear_token_losses` are `torch.library.triton_op`s with their backward registered
 (as train/rope_kernels.py), so that torch.compile keeps them whole and autograd differentiates through
 them. Targets equal to `IGNORE_INDEX` (F.cross_entropy's default, the finetuning masks) give a zero loss
 and gradient; `cross_entropy` and `linear_cross_entropy` average over the others, as F.cross_entropy
-does. train.model uses them for CUDA tensors when this module imports and `ENABLED` is true; the CPU
-path is F.cross_entropy.
+does. train.model uses them for CUDA tensors when this module imports and `ENABLED` is true
+(`cross_entropy` where no gradient is wanted: evaluation); the CPU path is F.cross_entropy.
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
 ENABLED = True
-# train.model's training loss through linear_cross_entropy. Off until it has been timed against the
-# separate matmul and loss on a GPU (bench/train_throughput.py's ours-fused-linear-ce).
-FUSED_LINEAR = False
+# train.model's training loss through linear_cross_entropy (off: the matmul, then cross_entropy).
+FUSED_LINEAR = True
 IGNORE_INDEX = -100
-# Columns a program handles per pass over a row: 16 KB of bf16 in flight per program. The backward's
-# programs each take one block of a row, so its blocks are smaller: more programs to spread.
-BLOCK, BACKWARD_BLOCK = 8192, 4096
+# Columns a forward program takes per pass over its row, and its warps; the backward's programs each take
+# one block of a row. The fastest of scripts/ce_kernel_sweep.py's grid on an H200 at 16,384 × 32,000:
+# forward 0.45 ms, forward with the gradient 0.79 ms (0.54 and 0.88 ms at the 8,192 × 16 warps used
+# before), backward 0.54 ms, flat across its grid (bench/RESULTS.md).
+BLOCK, FORWARD_WARPS, BACKWARD_BLOCK = 2048, 4, 4096
 
 
 @triton.jit
@@ -114,7 +115,7 @@ def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Ten
     lse = torch.empty_like(losses)
     wrap_triton(_forward_kernel)[(rows,)](
         logits, targets, losses, lse, vocab, logits.stride(0),
-        IGNORE=IGNORE_INDEX, BLOCK=BLOCK, WRITE_GRAD=False, num_warps=16,
+        IGNORE=IGNORE_INDEX, BLOCK=BLOCK, WRITE_GRAD=False, num_warps=FORWARD_WARPS,
     )  # fmt: skip
     return losses, lse
 
@@ -158,7 +159,7 @@ def linear_token_losses(
     lse = torch.empty_like(losses)  # scratch: the gradient already holds what a backward would need
     wrap_triton(_forward_kernel)[(rows,)](
         grad, targets, losses, lse, vocab, grad.stride(0),
-        IGNORE=IGNORE_INDEX, BLOCK=BLOCK, WRITE_GRAD=True, num_warps=16,
+        IGNORE=IGNORE_INDEX, BLOCK=BLOCK, WRITE_GRAD=True, num_warps=FORWARD_WARPS,
     )  # fmt: skip
     return losses, grad
 
