@@ -22,7 +22,8 @@ as train pretrain's --global-batch-size does). Each model runs --warmup steps (c
 window. MFU follows train/metrics.py: tokens/s × (6·N + 12·L·d·T) / the GPU's dense bf16 peak
 (989 TFLOP/s for H100 SXM and H200). It also times SDPA alone, forward and backward at the model's
 attention shape, for each backend, and with --profile N lists the GPU time per kernel over N more
-steps. On CPU (--device cpu) it runs the tiny preset for a few steps without compile or autocast: a check of the script, not a benchmark.
+steps. On CPU (--device cpu) it runs the tiny preset for a few steps without compile or autocast: a
+check of the script, not a benchmark.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def _forward_kernel(
     picked = tl.load(base + tl.where(ignored, 0, target)).to(tl.float32)
     tl.store(losses_ptr + row, tl.where(ignored, 0.0, lse - picked))
     tl.store(lse_ptr + row, lse)
-    if WRITE_GRAD:  # softmax − onehot(target), zero if ignored; the row was just read, mostly from L2
+    if WRITE_GRAD:  # softmax − onehot(target), zero if ignored; the row was just read: it may be in L2
         keep = tl.where(ignored, 0.0, 1.0)
         for start in range(0, V, BLOCK):
             inside = start + columns < V
