@@ -6,9 +6,8 @@ into gzipped WARC files of response records, so that `curate run` can curate it 
 Each `.html`/`.htm` file under DIR becomes one response record (HTTP 200, `text/html; charset=utf-8`,
 or the charset its `<meta>` names) whose target URI is the base URL plus the file's path relative to DIR.
 Files go in sorted path order, `--per-file` records to a WARC file (curate runs one task per input file,
-so this sets how many workers can share the job); record ids derive from the URI and
-dates from the file's mtime, and warcio's gzip members carry no timestamp, so a rerun over the same tree
-writes byte-identical files.
+so this sets how many workers can share the job); record ids derive from the URI and dates from the
+file's mtime (warc_files.py), so a rerun over the same tree writes byte-identical files.
 """
 
 from __future__ import annotations
@@ -17,10 +16,9 @@ import argparse
 import io
 import re
 import sys
-import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
+from warc_files import record_headers, write_warc_files
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -34,7 +32,8 @@ def pages(root: Path, patterns: list[str], excludes: list[str] = ()) -> list[Pat
     return sorted(p for p in found if p.suffix.lower() in (".html", ".htm"))
 
 
-def write_record(writer: WARCWriter, uri: str, body: bytes, modified: datetime) -> None:
+def write_record(writer: WARCWriter, uri: str, page: Path) -> None:
+    body = page.read_bytes()
     match = _CHARSET.search(body[:4096])
     charset = match.group(1).decode("ascii").lower() if match else "utf-8"
     http = StatusAndHeaders(
@@ -42,12 +41,12 @@ def write_record(writer: WARCWriter, uri: str, body: bytes, modified: datetime) 
         [("Content-Type", f"text/html; charset={charset}"), ("Content-Length", str(len(body)))],
         protocol="HTTP/1.1",
     )
-    headers = {
-        "WARC-Record-ID": f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, uri)}>",
-        "WARC-Date": modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
     record = writer.create_warc_record(
-        uri, "response", payload=io.BytesIO(body), http_headers=http, warc_headers_dict=headers
+        uri,
+        "response",
+        payload=io.BytesIO(body),
+        http_headers=http,
+        warc_headers_dict=record_headers(uri, page),
     )
     writer.write_record(record)
 
@@ -72,17 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no .html/.htm files under {args.root}")
     args.out.mkdir(parents=True, exist_ok=True)
     base = args.base_url.rstrip("/") + "/" if args.base_url else args.root.resolve().as_uri() + "/"
-    written = 0
-    for start in range(0, len(files), args.per_file):
-        name = args.out / f"mirror-{start // args.per_file:05d}.warc.gz"
-        with name.open("wb") as out:
-            writer = WARCWriter(out, gzip=True)
-            for path in files[start : start + args.per_file]:
-                modified = datetime.fromtimestamp(int(path.stat().st_mtime), tz=timezone.utc)
-                uri = base + path.relative_to(args.root).as_posix()
-                write_record(writer, uri, path.read_bytes(), modified)
-                written += 1
-    print(f"{written} pages from {args.root} in {-(-written // args.per_file)} WARC files under {args.out}")
+    count = write_warc_files(
+        args.out,
+        "mirror-{:05d}.warc.gz",
+        files,
+        args.per_file,
+        lambda writer, page: write_record(writer, base + page.relative_to(args.root).as_posix(), page),
+    )
+    print(f"{len(files)} pages from {args.root} in {count} WARC files under {args.out}")
     return 0
 
 

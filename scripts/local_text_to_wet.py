@@ -20,7 +20,8 @@ Sources:
                they are. Files without docstrings, or that do not parse, are counted and left out.
 
 Records go in sorted path order, `--per-file` to a WET file named after the source; record ids derive
-from the file URI and dates from the file's mtime, so a rerun writes byte-identical files.
+from the file URI and dates from the file's mtime (warc_files.py), so a rerun writes byte-identical
+files.
 """
 
 from __future__ import annotations
@@ -33,13 +34,12 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
+from warc_files import record_headers, write_warc_files
 from warcio.warcwriter import WARCWriter
 
 _SECTION_DIR = re.compile(r"man[0-9n]$")
@@ -122,17 +122,14 @@ SOURCES: dict[str, tuple[Callable[[argparse.Namespace], list[Path]], Callable]] 
 }
 
 
-def write_record(writer: WARCWriter, uri: str, text: str, modified: datetime) -> None:
-    headers = {
-        "WARC-Record-ID": f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, uri)}>",
-        "WARC-Date": modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+def write_record(writer: WARCWriter, source: Path, text: str) -> None:
+    uri = source.resolve().as_uri()
     record = writer.create_warc_record(
         uri,
         "conversion",
         payload=io.BytesIO(text.encode("utf-8")),
         warc_content_type="text/plain",
-        warc_headers_dict=headers,
+        warc_headers_dict=record_headers(uri, source),
     )
     writer.write_record(record)
 
@@ -169,12 +166,13 @@ def main(argv: list[str] | None = None) -> int:
             outcomes[outcome] += 1
             if text is not None:
                 kept.append((path, text))
-    for start in range(0, len(kept), args.per_file):
-        with (args.out / f"{args.source}-{start // args.per_file:05d}.warc.wet.gz").open("wb") as out:
-            writer = WARCWriter(out, gzip=True)
-            for path, text in kept[start : start + args.per_file]:
-                modified = datetime.fromtimestamp(int(path.stat().st_mtime), tz=timezone.utc)
-                write_record(writer, path.resolve().as_uri(), text, modified)
+    write_warc_files(
+        args.out,
+        args.source + "-{:05d}.warc.wet.gz",
+        kept,
+        args.per_file,
+        lambda w, item: write_record(w, *item),
+    )
     summary = ", ".join(f"{name} {count:,}" for name, count in sorted(outcomes.items()))
     print(f"{args.source}: {len(files):,} files: {summary}; {len(kept):,} records in {args.out}")
     return 0

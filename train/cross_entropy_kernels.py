@@ -190,7 +190,7 @@ def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.T
     """cross_entropy(x @ weight.T, targets) for CUDA x [N, d] and weight [V, d] of one dtype, with the
     logits' gradient computed in the forward pass, in place of the logits (see the module's docs)."""
     losses, _ = linear_token_losses(x.contiguous(), weight.contiguous(), targets)
-    return losses.sum() / (targets != IGNORE_INDEX).sum()
+    return _mean_over_targets(losses, targets)
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -199,4 +199,9 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if logits.stride(-1) != 1:
         logits = logits.contiguous()
     losses, _ = token_losses(logits, targets)
+    return _mean_over_targets(losses, targets)
+
+
+def _mean_over_targets(losses: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The mean over the targets that are not IGNORE_INDEX (nan if all are), as F.cross_entropy's."""
     return losses.sum() / (targets != IGNORE_INDEX).sum()

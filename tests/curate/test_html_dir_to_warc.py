@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 from tests.curate.test_warc_ingest import read_all
@@ -11,6 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def load_script():
+    if str(REPO / "scripts") not in sys.path:  # for its sibling warc_files.py, as when run as a script
+        sys.path.insert(0, str(REPO / "scripts"))
     spec = importlib.util.spec_from_file_location(
         "html_dir_to_warc", REPO / "scripts" / "html_dir_to_warc.py"
     )
