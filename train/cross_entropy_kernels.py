@@ -3,7 +3,7 @@
 `F.cross_entropy(logits.float(), targets)` compiled took 0.78 ms forward + 0.64 ms backward of a 30 ms
 124m step on an H200 at 16 × 1,024 tokens and a 32k vocabulary (bench/RESULTS.md); its forward, one
 online-softmax reduction over the 1 GB of bf16 logits, ran at well under HBM speed. Here the forward reads
-each row once, in blocks of BLOCK columns, and keeps only its log-sum-exp; the backward reads the logits once
+each row once, in blocks of columns, and keeps only its log-sum-exp; the backward reads the logits once
 more and writes the gradient: softmax minus the one-hot target, times the row's incoming gradient. The
 sums run in fp32, so the loss is F.cross_entropy's over fp32 logits up to summation order.
 
@@ -34,11 +34,12 @@ ENABLED = True
 # train.model's training loss through linear_cross_entropy (off: the matmul, then cross_entropy).
 FUSED_LINEAR = True
 IGNORE_INDEX = -100
-# Columns a forward program takes per pass over its row, and its warps; the backward's programs each take
-# one block of a row. The fastest of scripts/ce_kernel_sweep.py's grid on an H200 at 16,384 × 32,000:
-# forward 0.45 ms, forward with the gradient 0.79 ms (0.54 and 0.88 ms at the 8,192 × 16 warps used
-# before), backward 0.54 ms, flat across its grid (bench/RESULTS.md).
-BLOCK, FORWARD_WARPS, BACKWARD_BLOCK = 2048, 4, 4096
+# (columns a forward program takes per pass over its row, warps) for the forward alone and for the forward
+# that writes the gradient; the backward's programs each take one block of a row. scripts/train_kernel_sweep.py
+# on an H200 at 16,384 × 32,000, one-exp forward: 0.286 and 0.758 ms at these tiles, the ones the
+# benchmarks ran; 0.261 ms at (8192, 4) and 0.694 ms at (8192, 8), the grid's best, not yet through the
+# GPU tests. The backward: 0.54 ms, flat across the grid (bench/RESULTS.md).
+FORWARD_TILE, FORWARD_GRAD_TILE, BACKWARD_BLOCK = (2048, 4), (2048, 4), 4096
 
 
 @triton.jit
@@ -54,21 +55,24 @@ def _forward_kernel(
     WRITE_GRAD: tl.constexpr,
 ):
     """One row: online max and sum of exponentials over the vocabulary, then lse − logit[target]; with
-    WRITE_GRAD, then the loss's gradient for a unit incoming gradient over the row's logits."""
+    WRITE_GRAD, then the loss's gradient for a unit incoming gradient over the row's logits.
+
+    The running max is one number for the row, not one per lane: a block's rescale is then one exp, and
+    each logit costs one exp in this pass, not two. Same bytes, at 16,384 × 32,000 on an H200: the
+    forward alone went from 0.448 to 0.286 ms, with the gradient from 0.794 to 0.758 ms (bench/RESULTS.md)."""
     row = tl.program_id(0).to(tl.int64)
     base = logits_ptr + row * stride
     columns = tl.arange(0, BLOCK)
-    running_max = tl.full([BLOCK], float("-inf"), tl.float32)
-    running_sum = tl.zeros([BLOCK], tl.float32)
+    row_max = float("-inf")
+    total = 0.0
     for start in range(0, V, BLOCK):
         x = tl.load(base + start + columns, mask=start + columns < V, other=float("-inf")).to(tl.float32)
-        new_max = tl.maximum(running_max, x)
-        # Lanes that have seen only -inf keep a zero sum (exp(-inf - -inf) would be nan).
-        scale = tl.where(new_max == float("-inf"), 0.0, tl.exp(running_max - new_max))
-        running_sum = running_sum * scale + tl.where(x == float("-inf"), 0.0, tl.exp(x - new_max))
-        running_max = new_max
-    row_max = tl.max(running_max, 0)
-    lse = row_max + tl.log(tl.sum(running_sum * tl.exp(running_max - row_max), 0))
+        new_max = tl.maximum(row_max, tl.max(x, 0))
+        # While only -inf has been seen, shift by 0 so that every exp is exp(-inf) = 0, not nan.
+        shift = tl.where(new_max == float("-inf"), 0.0, new_max)
+        total = total * tl.exp(row_max - shift) + tl.sum(tl.exp(x - shift), 0)
+        row_max = new_max
+    lse = row_max + tl.log(total)
     target = tl.load(targets_ptr + row)
     ignored = target == IGNORE
     picked = tl.load(base + tl.where(ignored, 0, target)).to(tl.float32)
@@ -115,7 +119,7 @@ def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Ten
     lse = torch.empty_like(losses)
     wrap_triton(_forward_kernel)[(rows,)](
         logits, targets, losses, lse, vocab, logits.stride(0),
-        IGNORE=IGNORE_INDEX, BLOCK=BLOCK, WRITE_GRAD=False, num_warps=FORWARD_WARPS,
+        IGNORE=IGNORE_INDEX, BLOCK=FORWARD_TILE[0], WRITE_GRAD=False, num_warps=FORWARD_TILE[1],
     )  # fmt: skip
     return losses, lse
 
@@ -159,7 +163,7 @@ def linear_token_losses(
     lse = torch.empty_like(losses)  # scratch: the gradient already holds what a backward would need
     wrap_triton(_forward_kernel)[(rows,)](
         grad, targets, losses, lse, vocab, grad.stride(0),
-        IGNORE=IGNORE_INDEX, BLOCK=BLOCK, WRITE_GRAD=True, num_warps=FORWARD_WARPS,
+        IGNORE=IGNORE_INDEX, BLOCK=FORWARD_GRAD_TILE[0], WRITE_GRAD=True, num_warps=FORWARD_GRAD_TILE[1],
     )  # fmt: skip
     return losses, grad
 
