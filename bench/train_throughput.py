@@ -52,9 +52,11 @@ from train.optim import build_optimizer  # noqa: E402
 
 # Our model as `train pretrain` runs it, and variants for A/B runs in one process: the PyTorch code in
 # place of one or all of train.model's Triton kernel modules (their ENABLED switch, for the run), or
-# the residual stream in fp32 as HF's (ModelConfig.fp32_residual), or the output matmul and the loss as
-# two ops (cross_entropy_kernels.FUSED_LINEAR off).
+# the residual stream in fp32 as HF's (ModelConfig.fp32_residual), or one of the kernel modules'
+# switches (SWITCHES, at their defaults in every other run): the output matmul and the loss as two ops,
+# q/k/v head-major in memory.
 KERNEL_MODULES = ("rope_kernels", "swiglu_kernels", "cross_entropy_kernels")
+SWITCHES = {"cross_entropy_kernels.FUSED_LINEAR": True, "rope_kernels.TOKEN_MAJOR": True}
 OURS: dict[str, dict] = {
     "ours": {},
     "ours-torch-rope": {"without": ("rope_kernels",)},
@@ -62,7 +64,8 @@ OURS: dict[str, dict] = {
     "ours-torch-ce": {"without": ("cross_entropy_kernels",)},
     "ours-torch": {"without": KERNEL_MODULES},
     "ours-fp32-residual": {"config": {"fp32_residual": True}},
-    "ours-separate-ce": {"fused_linear_ce": False},
+    "ours-separate-ce": {"set": {"cross_entropy_kernels.FUSED_LINEAR": False}},
+    "ours-head-major-qkv": {"set": {"rope_kernels.TOKEN_MAJOR": False}},
 }
 
 # --attention: train.model's order (cuDNN first), or PyTorch's own default (flash first), for A/B runs.
@@ -126,8 +129,10 @@ def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch
     for module_name in KERNEL_MODULES:
         if (module := getattr(train.model, module_name)) is not None:
             module.ENABLED = module_name not in OURS.get(name, {}).get("without", ())
-    if train.model.cross_entropy_kernels is not None:
-        train.model.cross_entropy_kernels.FUSED_LINEAR = OURS.get(name, {}).get("fused_linear_ce", True)
+    for switch, default in SWITCHES.items():
+        module_name, attribute = switch.split(".")
+        if (module := getattr(train.model, module_name)) is not None:
+            setattr(module, attribute, OURS.get(name, {}).get("set", {}).get(switch, default))
     model = build_model(name, cfg, device)
     if cuda:
         model.compile(mode=args.compile_mode)

@@ -189,6 +189,7 @@ class Attention(nn.Module):
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         # enable_gqa lets the flash kernel read each K/V head for its group of query heads, no copies.
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv_head != self.n_head)
+        # A view, no copy, when y is token-major in memory: cuDNN's output after rope_split's.
         return self.wo(y.transpose(1, 2).reshape(B, T, -1))
 
 

@@ -5,9 +5,14 @@ RoPE applied to q and k. Compiled from the PyTorch code the forward is fine, but
 backward, the transpose back to tokens first and the concatenation of dq, dk and dv into the matmul's
 gradient) becomes one pointwise kernel with masked loads from three head-major inputs, at ~0.8 TB/s:
 3.1 ms of a 30.6 ms 124m step on an H200 (bench/RESULTS.md). Here each direction is one kernel in which
-a program moves a [tokens × head_dim] tile of one head, contiguous on the head-major side and one
-2·hd-byte row per token on the other, doing the rotation in fp32 on the way (rotate-half, as
-`train.model.apply_rope`; RoPE's backward is the rotation by the negative angle).
+a program moves a [tokens × head_dim] tile of one head, one 2·hd-byte row per token on each side, doing
+the rotation in fp32 on the way (rotate-half, as `train.model.apply_rope`; RoPE's backward is the
+rotation by the negative angle).
+
+q, k and v come out token-major in memory ([B, T, H, hd] buffers, returned as their [B, H, T, hd]
+transposes). cuDNN's attention allocates its output in q's layout, so the attention output is then
+already [B, T, H·hd] for the output projection: no transpose copy. The backward takes gradients in any
+layout whose last dimension is contiguous.
 
 `rope_split` is a `torch.library.triton_op` with its backward registered, so that torch.compile keeps
 it whole in the graph and autograd differentiates through it. This module imports Triton (it comes with
@@ -24,6 +29,10 @@ import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
 ENABLED = True
+# q, k and v token-major in memory (see above); False gives the head-major buffers used before, for A/B runs.
+TOKEN_MAJOR = True
+# (tokens per program, warps) of the move kernel; scripts/train_kernel_sweep.py times a grid of them.
+TILE = (32, 4)
 
 
 @triton.jit
@@ -36,6 +45,15 @@ def _move_kernel(
     sin_ptr,
     rows,
     T,
+    q_strides_b,
+    q_strides_h,
+    q_strides_t,
+    k_strides_b,
+    k_strides_h,
+    k_strides_t,
+    v_strides_b,
+    v_strides_h,
+    v_strides_t,
     WIDTH: tl.constexpr,
     N_HEAD: tl.constexpr,
     N_KV: tl.constexpr,
@@ -43,23 +61,25 @@ def _move_kernel(
     FORWARD: tl.constexpr,
     BLOCK_T: tl.constexpr,
 ):
-    """Forward: token-major src → head-major q, k, v, rotating q and k. Backward: head-major grads
-    → token-major src, rotating back."""
+    """Forward: the projection's output src [B·T, WIDTH] → q, k, v [B, H, T, hd] (by their strides),
+    rotating q and k. Backward: their gradients → src, rotating back."""
     head = tl.program_id(1)
     row = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)  # b · T + t
     ok = (row < rows)[:, None]
-    b, t = row // T, row % T
+    b, t = (row // T).to(tl.int64), (row % T).to(tl.int64)
     HALF: tl.constexpr = HEAD_DIM // 2
     d = tl.arange(0, HALF)[None, :]
-    token_major = src_ptr + row.to(tl.int64)[:, None] * WIDTH + head * HEAD_DIM + d
+    projection = src_ptr + row.to(tl.int64)[:, None] * WIDTH + head * HEAD_DIM + d
     if head < N_HEAD:
-        head_major = q_ptr + ((b * N_HEAD + head).to(tl.int64) * T + t)[:, None] * HEAD_DIM + d
+        per_head = q_ptr + (b * q_strides_b + head * q_strides_h + t * q_strides_t)[:, None] + d
     elif head < N_HEAD + N_KV:
-        head_major = k_ptr + ((b * N_KV + head - N_HEAD).to(tl.int64) * T + t)[:, None] * HEAD_DIM + d
+        per_head = k_ptr + (b * k_strides_b + (head - N_HEAD) * k_strides_h + t * k_strides_t)[:, None] + d
     else:
-        head_major = v_ptr + ((b * N_KV + head - N_HEAD - N_KV).to(tl.int64) * T + t)[:, None] * HEAD_DIM + d
-    into = head_major if FORWARD else token_major
-    come_from = token_major if FORWARD else head_major
+        per_head = (
+            v_ptr + (b * v_strides_b + (head - N_HEAD - N_KV) * v_strides_h + t * v_strides_t)[:, None] + d
+        )
+    into = per_head if FORWARD else projection
+    come_from = projection if FORWARD else per_head
     x1 = tl.load(come_from, mask=ok, other=0.0).to(tl.float32)
     x2 = tl.load(come_from + HALF, mask=ok, other=0.0).to(tl.float32)
     if head < N_HEAD + N_KV:
@@ -78,12 +98,12 @@ def _move_kernel(
 def _launch(src, q, k, v, cos, sin, n_head, n_kv_head, forward):
     batch, seq, _ = src.shape
     head_dim = q.shape[-1]
-    block = 32
+    block, warps = TILE
     grid = (triton.cdiv(batch * seq, block), n_head + 2 * n_kv_head)
     wrap_triton(_move_kernel)[grid](
-        src, q, k, v, cos, sin, batch * seq, seq,
+        src, q, k, v, cos, sin, batch * seq, seq, *q.stride()[:3], *k.stride()[:3], *v.stride()[:3],
         WIDTH=src.shape[-1], N_HEAD=n_head, N_KV=n_kv_head, HEAD_DIM=head_dim,
-        FORWARD=forward, BLOCK_T=block, num_warps=4,
+        FORWARD=forward, BLOCK_T=block, num_warps=warps,
     )  # fmt: skip
 
 
@@ -92,12 +112,16 @@ def rope_split(
     qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_head: int, n_kv_head: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """qkv [B, T, (H + 2·KV)·hd] on a CUDA device → q [B, H, T, hd], k and v [B, KV, T, hd], q and k
-    rotated by the tables cos and sin [≥ T, hd] (fp32)."""
+    rotated by the tables cos and sin [≥ T, hd] (fp32); each is the transpose of a contiguous [B, T, ·, hd]."""
     qkv = qkv.contiguous()
     batch, seq, width = qkv.shape
     head_dim = width // (n_head + 2 * n_kv_head)
-    q = qkv.new_empty(batch, n_head, seq, head_dim)
-    k = qkv.new_empty(batch, n_kv_head, seq, head_dim)
+    if TOKEN_MAJOR:
+        q = qkv.new_empty(batch, seq, n_head, head_dim).transpose(1, 2)
+        k = qkv.new_empty(batch, seq, n_kv_head, head_dim).transpose(1, 2)
+    else:
+        q = qkv.new_empty(batch, n_head, seq, head_dim)
+        k = qkv.new_empty(batch, n_kv_head, seq, head_dim)
     v = torch.empty_like(k)
     _launch(qkv, q, k, v, cos, sin, n_head, n_kv_head, True)
     return q, k, v
@@ -113,7 +137,7 @@ def rope_split_backward(
     n_head: int,
     n_kv_head: int,
 ) -> torch.Tensor:
-    dq, dk, dv = dq.contiguous(), dk.contiguous(), dv.contiguous()
+    dq, dk, dv = (g if g.stride(-1) == 1 else g.contiguous() for g in (dq, dk, dv))
     batch, _, seq, head_dim = dq.shape
     dqkv = dq.new_empty(batch, seq, (n_head + 2 * n_kv_head) * head_dim)
     _launch(dqkv, dq, dk, dv, cos, sin, n_head, n_kv_head, False)

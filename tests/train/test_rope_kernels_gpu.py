@@ -28,8 +28,9 @@ def reference(qkv, cos, sin, n_head, n_kv_head):
     "batch, seq, n_head, n_kv_head, head_dim", [(2, 1024, 12, 12, 64), (3, 77, 8, 2, 128), (1, 5, 4, 1, 16)]
 )
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("grad_layout", ["token-major", "head-major"])
 def test_rope_split_matches_the_pytorch_code_forward_and_backward(
-    batch, seq, n_head, n_kv_head, head_dim, dtype
+    batch, seq, n_head, n_kv_head, head_dim, dtype, grad_layout
 ):
     torch.manual_seed(seq)
     cos, sin = (t[:seq].cuda() for t in rope_tables(head_dim, 2048, 10000.0))
@@ -37,11 +38,27 @@ def test_rope_split_matches_the_pytorch_code_forward_and_backward(
     ours_in, ref_in = qkv.clone().requires_grad_(), qkv.clone().requires_grad_()
     ours = rope_kernels.rope_split(ours_in, cos, sin, n_head, n_kv_head)
     ref = reference(ref_in, cos, sin, n_head, n_kv_head)
+    # randn_like keeps the references' token-major strides; cuDNN's gradients may come in either layout.
     grads = [torch.randn_like(t) for t in ref]
+    if grad_layout == "head-major":
+        grads = [g.contiguous() for g in grads]
     torch.autograd.backward(ours, grads)
     torch.autograd.backward(ref, grads)
     tol = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 2e-2, "rtol": 2e-2}
     for got, want in zip(ours, ref, strict=True):
-        assert got.shape == want.shape and got.is_contiguous()
+        # token-major in memory, so that the attention output needs no transpose copy
+        assert got.shape == want.shape and got.transpose(1, 2).is_contiguous()
         torch.testing.assert_close(got, want, **tol)
     torch.testing.assert_close(ours_in.grad, ref_in.grad, **tol)
+
+
+def test_cudnn_attention_output_is_token_major_for_token_major_inputs():
+    """The premise of rope_split's layout: the attention output is already [B, T, H·hd] in memory."""
+    from train.model import attention_kernels
+
+    qkv = torch.randn(2, 256, 3 * 4 * 64, device="cuda", dtype=torch.bfloat16)
+    cos, sin = (t[:256].cuda() for t in rope_tables(64, 256, 10000.0))
+    q, k, v = rope_kernels.rope_split(qkv, cos, sin, 4, 4)
+    with attention_kernels(qkv.device):
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert y.transpose(1, 2).is_contiguous()
