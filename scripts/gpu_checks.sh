@@ -11,6 +11,7 @@
 #        decode  scripts/serve_decode_profile.py: GPU time per kernel of the batch-1 decode graph
 #        matvec  bench/matvec_throughput.py: each fused decode matvec against cuBLAS, per shape
 #        tiles   scripts/matvec_tile_sweep.py: every tile of a grid, per matvec shape, at one row
+#        sweep   scripts/train_kernel_sweep.py: the loss and RoPE kernels' tiles ($SWEEP: which, default both)
 #        train   bench/train_throughput.py: 124m, ours (with and without the RoPE kernels) against HF
 #                ($TRAIN_MODELS: which, in order; $TRAIN_FLAGS: more options, e.g. "--profile 5")
 #        converge  train pretrain, 124m, $CONVERGE_STEPS steps on $DATA (curated shards), loss curve PNG
@@ -53,6 +54,10 @@ fi
 if step tiles; then
     $T 300 python3 scripts/matvec_tile_sweep.py --json "$OUT/tiles.json" > "$OUT/tiles.log" 2>&1
     echo "tiles rc=$?" >> "$OUT/env.log"
+fi
+if step sweep; then
+    $T 300 python3 scripts/train_kernel_sweep.py --kernels "${SWEEP:-ce,rope}" --json "$OUT/kernel_sweep.json" > "$OUT/sweep.log" 2>&1
+    echo "sweep rc=$?" >> "$OUT/env.log"
 fi
 if step train; then
     $T 400 python3 bench/train_throughput.py --models ${TRAIN_MODELS:-hf,ours,ours-torch-rope} --no-sdpa \
