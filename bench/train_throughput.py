@@ -6,7 +6,7 @@
     python bench/train_throughput.py --device cpu          # a quick end-to-end check of the script
 
 Both models train in one loop: random tokens already on the GPU (no data loading, so the model is all
-that is measured), bf16 autocast, torch.compile (default mode unless --compile-mode), AdamW(fused=True)
+that is measured), bf16 autocast, torch.compile (default mode unless --compile-mode), fused AdamW
 with train/optim.py's decay groups, gradient clipping at 1.0, and the same loss (F.cross_entropy over
 fp32 logits of every position, inside the compiled region for both). HF's model is built from a
 LlamaConfig with our preset's width, depth, heads, kv heads, SwiGLU width, vocabulary, RoPE base and
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib
 import json
 import statistics
 import sys
@@ -48,15 +49,19 @@ sys.path.insert(0, str(REPO))
 import train.model  # noqa: E402
 from train.metrics import MFU_CONVENTION, flops_per_token, peak_flops  # noqa: E402
 from train.model import ModelConfig, Transformer, attention_kernels, count_params, preset_config  # noqa: E402
-from train.optim import build_optimizer  # noqa: E402
+from train.optim import build_optimizer, clip_and_step  # noqa: E402
 
 # Our model as `train pretrain` runs it, and variants for A/B runs in one process: the PyTorch code in
 # place of one or all of train.model's Triton kernel modules (their ENABLED switch, for the run), or
 # the residual stream in fp32 as HF's (ModelConfig.fp32_residual), or one of the kernel modules'
-# switches (SWITCHES, at their defaults in every other run): the output matmul and the loss as two ops,
-# q/k/v head-major in memory.
+# switches (SWITCHES, at their defaults in every other run, HF's included): the output matmul and the
+# loss as two ops, q/k/v head-major in memory, AdamW with the clip inside its Triton update.
 KERNEL_MODULES = ("rope_kernels", "swiglu_kernels", "cross_entropy_kernels")
-SWITCHES = {"cross_entropy_kernels.FUSED_LINEAR": True, "rope_kernels.TOKEN_MAJOR": True}
+SWITCHES = {
+    "train.cross_entropy_kernels.FUSED_LINEAR": True,
+    "train.rope_kernels.TOKEN_MAJOR": True,
+    "train.adamw_kernels.ENABLED": False,
+}
 OURS: dict[str, dict] = {
     "ours": {},
     "ours-torch-rope": {"without": ("rope_kernels",)},
@@ -64,8 +69,9 @@ OURS: dict[str, dict] = {
     "ours-torch-ce": {"without": ("cross_entropy_kernels",)},
     "ours-torch": {"without": KERNEL_MODULES},
     "ours-fp32-residual": {"config": {"fp32_residual": True}},
-    "ours-separate-ce": {"set": {"cross_entropy_kernels.FUSED_LINEAR": False}},
-    "ours-head-major-qkv": {"set": {"rope_kernels.TOKEN_MAJOR": False}},
+    "ours-separate-ce": {"set": {"train.cross_entropy_kernels.FUSED_LINEAR": False}},
+    "ours-head-major-qkv": {"set": {"train.rope_kernels.TOKEN_MAJOR": False}},
+    "ours-triton-adamw": {"set": {"train.adamw_kernels.ENABLED": True}},
 }
 
 # --attention: train.model's order (cuDNN first), or PyTorch's own default (flash first), for A/B runs.
@@ -130,8 +136,9 @@ def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch
         if (module := getattr(train.model, module_name)) is not None:
             module.ENABLED = module_name not in OURS.get(name, {}).get("without", ())
     for switch, default in SWITCHES.items():
-        module_name, attribute = switch.split(".")
-        if (module := getattr(train.model, module_name)) is not None:
+        module_name, attribute = switch.rsplit(".", 1)
+        with contextlib.suppress(ImportError):  # no Triton: no kernel modules, nothing to switch
+            module = importlib.import_module(module_name)
             setattr(module, attribute, OURS.get(name, {}).get("set", {}).get(switch, default))
     model = build_model(name, cfg, device)
     if cuda:
@@ -150,8 +157,7 @@ def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch
             with autocast, kernels():
                 loss = model(batch[:, :-1], batch[:, 1:])
             (loss / args.accum).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        clip_and_step(optimizer, model.parameters(), 1.0)
         optimizer.zero_grad(set_to_none=True)
         return loss.detach()
 

@@ -1,23 +1,46 @@
-"""AdamW with weight decay on matrices only, and the warmup + cosine learning-rate schedule."""
+"""AdamW with weight decay on matrices only, the gradient clip and step, and the warmup + cosine
+learning-rate schedule."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 from torch import nn
+
+try:  # Triton comes with CUDA builds of torch
+    from train import adamw_kernels
+except ImportError:
+    adamw_kernels = None
 
 
 def build_optimizer(
     model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], fused: bool
 ) -> torch.optim.AdamW:
-    """AdamW that decays every matrix (embeddings included) but no norm gain, as in GPT-2 and Llama."""
+    """AdamW that decays every matrix (embeddings included) but no norm gain, as in GPT-2 and Llama.
+    fused: torch's fused AdamW, or adamw_kernels' where its switch is on (CUDA runs)."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
+    if fused and adamw_kernels is not None and adamw_kernels.ENABLED:
+        return adamw_kernels.TritonAdamW(groups, lr=lr, betas=betas)
     return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
+
+
+def clip_and_step(
+    optimizer: torch.optim.Optimizer, params: Iterable[torch.Tensor], max_norm: float
+) -> torch.Tensor:
+    """Clip the gradients of `params`, the optimizer's, to a total norm of max_norm (math.inf: no clip) and
+    step; returns the norm before clipping. adamw_kernels' optimizer applies the clip inside its update."""
+    params = list(params)
+    if adamw_kernels is not None and isinstance(optimizer, adamw_kernels.TritonAdamW):
+        return optimizer.clip_and_step(params, max_norm)
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    optimizer.step()
+    return norm
 
 
 def lr_at(step: int, lr: float, min_lr: float, warmup_steps: int, max_steps: int) -> float:

@@ -36,7 +36,7 @@ from train.distributed import (
 from train.evaluate import evaluate_loss
 from train.metrics import MFU_CONVENTION, MetricsLog, flops_per_token, peak_flops, plot_loss_curve
 from train.model import Transformer, attention_kernels, count_params
-from train.optim import build_optimizer, lr_at
+from train.optim import build_optimizer, clip_and_step, lr_at
 
 
 def pretrain(cfg: PretrainConfig, console: Console | None = None) -> dict:
@@ -177,8 +177,7 @@ def _pretrain(cfg: PretrainConfig, env: DistEnv, console: Console) -> dict:
                     (loss / accum_steps).backward()
                 loss_sum += loss.detach()
             clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
+            grad_norm = clip_and_step(optimizer, model.parameters(), clip)
             optimizer.zero_grad(set_to_none=True)
             step += 1
             consumed += cfg.global_batch_size

@@ -36,7 +36,7 @@ from train.finetune.save import check_new_run_dir, finetuned_state, save_model_c
 from train.finetune.sft import SFTObjective, build_rows
 from train.metrics import MetricsLog, plot_loss_curve
 from train.model import ModelConfig, Transformer
-from train.optim import build_optimizer, lr_at
+from train.optim import build_optimizer, clip_and_step, lr_at
 
 
 def finetune(cfg: FinetuneConfig, console: Console | None = None) -> dict:
@@ -181,8 +181,7 @@ def finetune(cfg: FinetuneConfig, console: Console | None = None) -> dict:
                     (loss / weight).backward()
                     window.add(loss.detach(), stats)
                 clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-                grad_norm = torch.nn.utils.clip_grad_norm_(trainable, clip)
-                optimizer.step()
+                grad_norm = clip_and_step(optimizer, trainable, clip)
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 consumed += len(rows)
