@@ -52,7 +52,8 @@ def ce_cases(rows: int = 16 * 1024, vocab: int = 32000) -> tuple[torch.Tensor, l
         def make(block: int, warps: int):
             return lambda: ce._forward_kernel[(rows,)](
                 work, targets, losses, lse, vocab, work.stride(0),
-                IGNORE=ce.IGNORE_INDEX, BLOCK=block, WRITE_GRAD=write_grad, num_warps=warps,
+                IGNORE=ce.IGNORE_INDEX, BLOCK=block, WRITE_GRAD=write_grad, WHOLE_ROW=vocab <= block,
+                num_warps=warps,
             )  # fmt: skip
 
         return make
@@ -69,7 +70,8 @@ def ce_cases(rows: int = 16 * 1024, vocab: int = 32000) -> tuple[torch.Tensor, l
         ("forward + gradient", forward(True), 1.0),
         ("backward", backward, 1.0),
     ]
-    return logits, cases, ((2048, 4096, 8192, 16384), (4, 8, 16, 32))
+    # 32,768 columns: a whole row of the 32k vocabulary in one block, read once.
+    return logits, cases, ((2048, 4096, 8192, 16384, 32768), (4, 8, 16, 32))
 
 
 def rope_cases(batch: int = 16, seq: int = 1024, heads: int = 12, kv: int = 12, head_dim: int = 64):

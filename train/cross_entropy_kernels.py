@@ -53,9 +53,11 @@ def _forward_kernel(
     IGNORE: tl.constexpr,
     BLOCK: tl.constexpr,
     WRITE_GRAD: tl.constexpr,
+    WHOLE_ROW: tl.constexpr,
 ):
     """One row: online max and sum of exponentials over the vocabulary, then lse − logit[target]; with
-    WRITE_GRAD, then the loss's gradient for a unit incoming gradient over the row's logits.
+    WRITE_GRAD, then the loss's gradient for a unit incoming gradient over the row's logits. WHOLE_ROW
+    (V ≤ BLOCK): the row is read once and its exps kept for the gradient, no second read.
 
     The running max is one number for the row, not one per lane: a block's rescale is then one exp, and
     each logit costs one exp in this pass, not two. Same bytes, at 16,384 × 32,000 on an H200: the
@@ -63,23 +65,33 @@ def _forward_kernel(
     row = tl.program_id(0).to(tl.int64)
     base = logits_ptr + row * stride
     columns = tl.arange(0, BLOCK)
-    row_max = float("-inf")
-    total = 0.0
-    for start in range(0, V, BLOCK):
-        x = tl.load(base + start + columns, mask=start + columns < V, other=float("-inf")).to(tl.float32)
-        new_max = tl.maximum(row_max, tl.max(x, 0))
-        # While only -inf has been seen, shift by 0 so that every exp is exp(-inf) = 0, not nan.
-        shift = tl.where(new_max == float("-inf"), 0.0, new_max)
-        total = total * tl.exp(row_max - shift) + tl.sum(tl.exp(x - shift), 0)
-        row_max = new_max
+    if WHOLE_ROW:
+        x = tl.load(base + columns, mask=columns < V, other=float("-inf")).to(tl.float32)
+        row_max = tl.max(x, 0)
+        # A row of -inf only: shift by 0 so that every exp is exp(-inf) = 0, not nan.
+        exps = tl.exp(x - tl.where(row_max == float("-inf"), 0.0, row_max))
+        total = tl.sum(exps, 0)
+    else:
+        row_max = float("-inf")
+        total = 0.0
+        for start in range(0, V, BLOCK):
+            x = tl.load(base + start + columns, mask=start + columns < V, other=float("-inf")).to(tl.float32)
+            new_max = tl.maximum(row_max, tl.max(x, 0))
+            # While only -inf has been seen, shift by 0 so that every exp is exp(-inf) = 0, not nan.
+            shift = tl.where(new_max == float("-inf"), 0.0, new_max)
+            total = total * tl.exp(row_max - shift) + tl.sum(tl.exp(x - shift), 0)
+            row_max = new_max
     lse = row_max + tl.log(total)
     target = tl.load(targets_ptr + row)
     ignored = target == IGNORE
     picked = tl.load(base + tl.where(ignored, 0, target)).to(tl.float32)
     tl.store(losses_ptr + row, tl.where(ignored, 0.0, lse - picked))
     tl.store(lse_ptr + row, lse)
-    if WRITE_GRAD:  # softmax − onehot(target), zero if ignored; the row was just read: it may be in L2
-        keep = tl.where(ignored, 0.0, 1.0)
+    keep = tl.where(ignored, 0.0, 1.0)
+    if WRITE_GRAD and WHOLE_ROW:  # softmax − onehot(target), zero if ignored
+        grad = (exps / total - tl.where(columns == target, 1.0, 0.0)) * keep
+        tl.store(base + columns, grad.to(logits_ptr.dtype.element_ty), mask=columns < V)
+    elif WRITE_GRAD:  # the same, reading the row again: it was just read, it may be in L2
         for start in range(0, V, BLOCK):
             inside = start + columns < V
             x = tl.load(base + start + columns, mask=inside, other=0.0).to(tl.float32)
@@ -119,7 +131,8 @@ def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Ten
     lse = torch.empty_like(losses)
     wrap_triton(_forward_kernel)[(rows,)](
         logits, targets, losses, lse, vocab, logits.stride(0),
-        IGNORE=IGNORE_INDEX, BLOCK=FORWARD_TILE[0], WRITE_GRAD=False, num_warps=FORWARD_TILE[1],
+        IGNORE=IGNORE_INDEX, BLOCK=FORWARD_TILE[0], WRITE_GRAD=False, WHOLE_ROW=vocab <= FORWARD_TILE[0],
+        num_warps=FORWARD_TILE[1],
     )  # fmt: skip
     return losses, lse
 
@@ -163,7 +176,8 @@ def linear_token_losses(
     lse = torch.empty_like(losses)  # scratch: the gradient already holds what a backward would need
     wrap_triton(_forward_kernel)[(rows,)](
         grad, targets, losses, lse, vocab, grad.stride(0),
-        IGNORE=IGNORE_INDEX, BLOCK=FORWARD_GRAD_TILE[0], WRITE_GRAD=True, num_warps=FORWARD_GRAD_TILE[1],
+        IGNORE=IGNORE_INDEX, BLOCK=FORWARD_GRAD_TILE[0], WRITE_GRAD=True,
+        WHOLE_ROW=vocab <= FORWARD_GRAD_TILE[0], num_warps=FORWARD_GRAD_TILE[1],
     )  # fmt: skip
     return losses, grad
 
