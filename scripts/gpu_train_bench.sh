@@ -9,6 +9,7 @@
 #   C. torchrun, 2 GPUs, FSDP2: the 1b preset, sequence 2048, 8 × 2 samples a step.
 #   D. scaling again at global batch 64 (1 GPU: 16 × 4; 2 GPUs: 16 × 2 × 2), the 1-GPU run alongside,
 #      on GPU 1, ours with flash-first attention (the A/B of cuDNN) and ours profiled kernel by kernel.
+#   E. scaling at micro-batch 64, global batch 128 (1 GPU: 64 × 2; 2 GPUs: 64 × 1 × 2).
 # Every phase has its own time limit. Logs go to $OUT/*.log as they are written; after each phase the
 # JSON results are merged into $OUT/results.json.
 #
@@ -17,7 +18,7 @@
 #
 # On the device machine the image lacks pydantic & co: their wheels travel in .whl/ (carry it).
 set -u
-PHASES=${PHASES:-A B C D}
+PHASES=${PHASES:-A B C D E}
 OUT=${OUT:-runs/bench/gpu_train}
 W=/tmp/gpu_train_bench
 mkdir -p "$OUT" "$W"
@@ -98,10 +99,21 @@ phase C && $T 110 torchrun --standalone --nproc_per_node 2 bench/pretrain_gpu.py
     > "$OUT/c_fsdp_1b.log" 2>&1
 collect
 
+# One scaling measurement, global batch GLOBAL at micro-batch MICRO: `scaling_1gpu GLOBAL MICRO ACCUM` on
+# GPU 0, then `scaling_2gpu GLOBAL MICRO ACCUM/2` on both, compared with it.
+scaling_1gpu() {
+    CUDA_VISIBLE_DEVICES=0 $T 90 python3 bench/pretrain_gpu.py --steps 30 --warmup 10 --micro-batch-size $2 --accum $3 \
+        --attention $ATTN --out $W/run$1 --json $W/pretrain$1_1gpu.json > "$OUT/pretrain$1_1gpu.log" 2>&1
+}
+scaling_2gpu() {
+    $T 90 torchrun --standalone --nproc_per_node 2 bench/pretrain_gpu.py --steps 30 --warmup 10 --micro-batch-size $2 \
+        --accum $3 --attention $ATTN --out $W/run$1 --json $W/pretrain$1_2gpu.json --compare $W/pretrain$1_1gpu.json \
+        > "$OUT/ddp$1_2gpu.log" 2>&1
+}
+
 # D. scaling at global batch 64; alongside the 1-GPU run, the attention A/B and a kernel profile
 if phase D; then
-    CUDA_VISIBLE_DEVICES=0 $T 90 python3 bench/pretrain_gpu.py --steps 30 --warmup 10 --micro-batch-size 16 --accum 4 \
-        --attention $ATTN --out $W/run64 --json $W/pretrain64_1gpu.json > "$OUT/d0_pretrain64_1gpu.log" 2>&1 &
+    scaling_1gpu 64 16 4 &
     (
         CUDA_VISIBLE_DEVICES=1 $T 50 python3 bench/train_throughput.py --models ours --no-sdpa --attention flash \
             --json $W/throughput_flash.json > "$OUT/d1_throughput_flash.log" 2>&1
@@ -109,9 +121,14 @@ if phase D; then
             --steps 10 --profile 5 --json $W/throughput_profile.json > "$OUT/d1_profile.log" 2>&1
     ) &
     wait
-    $T 90 torchrun --standalone --nproc_per_node 2 bench/pretrain_gpu.py --steps 30 --warmup 10 --micro-batch-size 16 \
-        --accum 2 --attention $ATTN --out $W/run64 --json $W/pretrain64_2gpu.json --compare $W/pretrain64_1gpu.json \
-        > "$OUT/d_ddp64_2gpu.log" 2>&1
+    scaling_2gpu 64 16 2
+    collect
+fi
+
+# E. scaling at micro-batch 64: a 1-GPU step of ~100 ms (bench/RESULTS.md) for the all-reduce to hide behind
+if phase E; then
+    scaling_1gpu 128 64 2
+    scaling_2gpu 128 64 1
     collect
 fi
 
