@@ -10,9 +10,9 @@ from GPU memory, so the host never waits, and writes only the parameter and the 
 
 `TritonAdamW` is a `torch.optim.AdamW` with `fused=True`: the same hyperparameters and the same state
 (`step`, `exp_avg`, `exp_avg_sq`, each parameter's step count a tensor on its device), so checkpoints
-load in either. Its step takes the kernel when every parameter with a gradient is a plain fp32 CUDA
-tensor of one device with a contiguous gradient; otherwise (FSDP's DTensors, say) it is torch's fused
-step, with the clip done by `clip_grad_norm_`. The math is torch's fused AdamW's, in fp32, per
+load in either. Its `clip_and_step` (train.optim.clip_and_step's) takes the kernel when every parameter
+with a gradient is a plain fp32 CUDA tensor of one device with a contiguous gradient; otherwise (FSDP's
+DTensors, say) it is `clip_grad_norm_` and torch's fused step, as `step` always is. The math is torch's fused AdamW's, in fp32, per
 parameter: its step count plus one, decoupled weight decay, the moments, the bias-corrected update, the
 bias corrections from that parameter's own count (read on the GPU). train.optim builds it for CUDA runs
 when this module imports and `ENABLED` is true.
@@ -111,13 +111,13 @@ def adamw_update(
 
 
 class TritonAdamW(torch.optim.AdamW):
-    """torch.optim.AdamW(fused=True) whose step runs `adamw_update` where it can (see the module's docs)."""
+    """torch.optim.AdamW(fused=True) with `clip_and_step`, which runs `adamw_update` where it can (see the
+    module's docs); `step` is torch's fused AdamW step."""
 
     def __init__(self, params, **kwargs) -> None:
         super().__init__(params, fused=True, **kwargs)
         if self.defaults["amsgrad"] or self.defaults["maximize"]:
             raise ValueError("TritonAdamW: amsgrad and maximize are not supported; use torch.optim.AdamW")
-        self._unit_scale: dict[torch.device, torch.Tensor] = {}
 
     def _with_grads(self) -> list[list[torch.Tensor]] | None:
         """Each group's parameters that have a gradient, if the kernel takes them all; else None."""
@@ -145,22 +145,6 @@ class TritonAdamW(torch.optim.AdamW):
         norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
         self._kernel_step(groups, (max_norm / (norm + 1e-6)).clamp(max=1.0))  # clip_grad_norm_'s coefficient
         return norm
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        groups = self._with_grads()
-        if groups is None:
-            super().step()
-        else:
-            device = next(p for group in groups for p in group).device
-            if device not in self._unit_scale:
-                self._unit_scale[device] = torch.ones((), device=device)
-            self._kernel_step(groups, self._unit_scale[device])
-        return loss
 
     def _kernel_step(self, groups: list[list[torch.Tensor]], scale: torch.Tensor) -> None:
         for group, params in zip(self.param_groups, groups, strict=True):

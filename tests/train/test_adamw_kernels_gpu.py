@@ -1,5 +1,5 @@
 """train/adamw_kernels.py: TritonAdamW's clipped step against clip_grad_norm_ + torch's fused AdamW, its
-state against torch's, and its fallback to torch's step.
+state against torch's, and its fallback to them.
 
 Skipped without a GPU (CI has none); run on one with `pytest --noconftest tests/train/test_adamw_kernels_gpu.py`.
 """
@@ -66,7 +66,7 @@ def test_clipped_step_matches_clip_grad_norm_and_torch_fused_adamw(max_norm):
 def test_state_dict_loads_into_torch_fused_adamw_and_back():
     ours, ref, opt, torch_opt = pair(1)
     set_grads(ours, ref, scale=1.0)
-    opt.step()
+    opt.clip_and_step(ours, float("inf"))
     torch_opt.load_state_dict(
         copy.deepcopy(opt.state_dict())
     )  # load_state_dict keeps the tensors it is given
@@ -74,7 +74,7 @@ def test_state_dict_loads_into_torch_fused_adamw_and_back():
         for p, r in zip(ours, ref, strict=True):
             r.copy_(p)
     set_grads(ours, ref, scale=1.0)
-    opt.step()
+    opt.clip_and_step(ours, float("inf"))
     torch_opt.step()
     for p, r in zip(ours, ref, strict=True):
         torch.testing.assert_close(p, r, atol=1e-6, rtol=1e-5)
@@ -92,12 +92,13 @@ def test_falls_back_to_torch_fused_adamw_for_a_bf16_parameter():
     ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
     opt = adamw_kernels.TritonAdamW(ours, lr=1e-2)
     torch_opt = torch.optim.AdamW(ref, lr=1e-2, fused=True)
-    set_grads(ours, ref, scale=1.0)
+    set_grads(ours, ref, scale=10.0)
     assert opt._with_grads() is None
-    opt.step()
+    norm = opt.clip_and_step(ours, 1.0)
+    torch.testing.assert_close(norm, torch.nn.utils.clip_grad_norm_(ref, 1.0))
     torch_opt.step()
     for p, r in zip(ours, ref, strict=True):
-        torch.testing.assert_close(p, r, atol=0, rtol=0)  # the same step: torch's
+        torch.testing.assert_close(p, r, atol=0, rtol=0)  # the same clip and step: torch's
 
 
 def test_build_optimizer_gives_it_when_switched_on_and_a_model_trains(monkeypatch):
