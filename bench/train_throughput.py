@@ -51,23 +51,28 @@ from train.metrics import MFU_CONVENTION, flops_per_token, peak_flops  # noqa: E
 from train.model import ModelConfig, Transformer, attention_kernels, count_params, preset_config  # noqa: E402
 from train.optim import build_optimizer, clip_and_step  # noqa: E402
 
-# Our model as `train pretrain` runs it, and variants for A/B runs in one process: the PyTorch code in
-# place of one or all of train.model's Triton kernel modules (their ENABLED switch, for the run), or
-# the residual stream in fp32 as HF's (ModelConfig.fp32_residual), or one of the kernel modules'
-# switches (SWITCHES, at their defaults in every other run, HF's included): the output matmul and the
-# loss as two ops, q/k/v head-major in memory, AdamW with the clip inside its Triton update.
-KERNEL_MODULES = ("rope_kernels", "swiglu_kernels", "cross_entropy_kernels")
+# Our model as `train pretrain` runs it, and variants for A/B runs in one process, each changing one
+# thing: the residual stream in fp32 as HF's (ModelConfig.fp32_residual), or kernel modules' switches
+# (SWITCHES, at their defaults in every other run, HF's included): a module's ENABLED off for the PyTorch
+# code in its place, the output matmul and the loss as two ops, q/k/v head-major in memory, AdamW with
+# the clip inside its Triton update.
+KERNEL_SWITCHES = (
+    "train.rope_kernels.ENABLED",
+    "train.swiglu_kernels.ENABLED",
+    "train.cross_entropy_kernels.ENABLED",
+)
 SWITCHES = {
+    **dict.fromkeys(KERNEL_SWITCHES, True),
     "train.cross_entropy_kernels.FUSED_LINEAR": True,
     "train.rope_kernels.TOKEN_MAJOR": True,
     "train.adamw_kernels.ENABLED": False,
 }
 OURS: dict[str, dict] = {
     "ours": {},
-    "ours-torch-rope": {"without": ("rope_kernels",)},
-    "ours-torch-swiglu": {"without": ("swiglu_kernels",)},
-    "ours-torch-ce": {"without": ("cross_entropy_kernels",)},
-    "ours-torch": {"without": KERNEL_MODULES},
+    "ours-torch-rope": {"set": {"train.rope_kernels.ENABLED": False}},
+    "ours-torch-swiglu": {"set": {"train.swiglu_kernels.ENABLED": False}},
+    "ours-torch-ce": {"set": {"train.cross_entropy_kernels.ENABLED": False}},
+    "ours-torch": {"set": dict.fromkeys(KERNEL_SWITCHES, False)},
     "ours-fp32-residual": {"config": {"fp32_residual": True}},
     "ours-separate-ce": {"set": {"train.cross_entropy_kernels.FUSED_LINEAR": False}},
     "ours-head-major-qkv": {"set": {"train.rope_kernels.TOKEN_MAJOR": False}},
@@ -132,9 +137,6 @@ def sync(device: torch.device) -> None:
 def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch.device) -> dict:
     """Train `name` for --warmup + --steps steps; tokens/s is the median over windows of --window steps."""
     cuda = device.type == "cuda"
-    for module_name in KERNEL_MODULES:
-        if (module := getattr(train.model, module_name)) is not None:
-            module.ENABLED = module_name not in OURS.get(name, {}).get("without", ())
     for switch, default in SWITCHES.items():
         module_name, attribute = switch.rsplit(".", 1)
         with contextlib.suppress(ImportError):  # no Triton: no kernel modules, nothing to switch
