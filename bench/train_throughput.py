@@ -55,7 +55,7 @@ from train.optim import build_optimizer, clip_and_step  # noqa: E402
 # thing: the residual stream in fp32 as HF's (ModelConfig.fp32_residual), or kernel modules' switches
 # (SWITCHES, at their defaults in every other run, HF's included): a module's ENABLED off for the PyTorch
 # code in its place, the output matmul and the loss as two ops, q/k/v head-major in memory, AdamW with
-# the clip inside its Triton update.
+# the clip inside its Triton update, RoPE and attention as one op (v read in place).
 KERNEL_SWITCHES = (
     "train.rope_kernels.ENABLED",
     "train.swiglu_kernels.ENABLED",
@@ -65,6 +65,7 @@ SWITCHES = {
     **dict.fromkeys(KERNEL_SWITCHES, True),
     "train.cross_entropy_kernels.FUSED_LINEAR": True,
     "train.rope_kernels.TOKEN_MAJOR": True,
+    "train.rope_kernels.WITH_ATTENTION": False,
     "train.adamw_kernels.ENABLED": False,
 }
 OURS: dict[str, dict] = {
@@ -77,6 +78,7 @@ OURS: dict[str, dict] = {
     "ours-separate-ce": {"set": {"train.cross_entropy_kernels.FUSED_LINEAR": False}},
     "ours-head-major-qkv": {"set": {"train.rope_kernels.TOKEN_MAJOR": False}},
     "ours-triton-adamw": {"set": {"train.adamw_kernels.ENABLED": True}},
+    "ours-rope-attention": {"set": {"train.rope_kernels.WITH_ATTENTION": True}},
 }
 
 # --attention: train.model's order (cuDNN first), or PyTorch's own default (flash first), for A/B runs.

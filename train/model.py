@@ -176,6 +176,15 @@ class Attention(nn.Module):
         # the bf16 cast that every weight gets anyway.
         wqkv = torch.cat([self.wq.weight, self.wk.weight, self.wv.weight])
         qkv = F.linear(x, wqkv)
+        y = self._attend(qkv, cos, sin)
+        # A view, no copy, when y is token-major in memory: cuDNN's output after rope_split's.
+        return self.wo(y.transpose(1, 2).reshape(B, T, -1))
+
+    def _attend(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """The projection [B, T, (H + 2·KV)·hd] → causal attention's output [B, H, T, hd]."""
+        B, T, _ = qkv.shape
+        if _triton(rope_kernels, qkv) and rope_kernels.WITH_ATTENTION and self.n_kv_head == self.n_head:
+            return rope_kernels.rope_attention(qkv, cos, sin, self.n_head, self.n_kv_head)[0]
         if _triton(rope_kernels, qkv):
             q, k, v = rope_kernels.rope_split(qkv, cos, sin, self.n_head, self.n_kv_head)
         else:
@@ -188,9 +197,9 @@ class Attention(nn.Module):
             v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         # enable_gqa lets the flash kernel read each K/V head for its group of query heads, no copies.
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv_head != self.n_head)
-        # A view, no copy, when y is token-major in memory: cuDNN's output after rope_split's.
-        return self.wo(y.transpose(1, 2).reshape(B, T, -1))
+        return F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, enable_gqa=self.n_kv_head != self.n_head
+        )
 
 
 class SwiGLU(nn.Module):
