@@ -11,12 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import train.model
 from train.model import Transformer, preset_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 swiglu_kernels = pytest.importorskip("train.swiglu_kernels", reason="needs Triton")
 cross_entropy_kernels = pytest.importorskip("train.cross_entropy_kernels", reason="needs Triton")
+rope_kernels = pytest.importorskip("train.rope_kernels", reason="needs Triton")
 
 TOLERANCE = {torch.float32: {"atol": 1e-5, "rtol": 1e-5}, torch.bfloat16: {"atol": 2e-2, "rtol": 2e-2}}
 
@@ -106,18 +106,28 @@ def test_linear_cross_entropy_holds_one_logits_sized_buffer_where_the_separate_l
     assert fused < 1.2 * logits_bytes < 1.8 * logits_bytes < separate, peaks
 
 
-@pytest.mark.parametrize("fused_loss", [True, False])
-def test_compiled_model_trains_the_same_with_the_kernels_as_without(fused_loss):
+# (switches for the kernel run, shape overrides): each switch as train.model uses it; rope_attention
+# needs as many kv heads as query heads (tiny has 2 for 4).
+KERNEL_RUNS = {
+    "fused loss": ({}, {}),
+    "separate loss": ({(cross_entropy_kernels, "FUSED_LINEAR"): False}, {}),
+    "rope + attention op": ({(rope_kernels, "WITH_ATTENTION"): True}, {"n_kv_head": 4}),
+}
+
+
+@pytest.mark.parametrize("run", KERNEL_RUNS)
+def test_compiled_model_trains_the_same_with_the_kernels_as_without(run, monkeypatch):
     """The tiny model, compiled, under bf16 autocast: loss and gradients of one step agree."""
-    cfg = preset_config("tiny", vocab_size=512)
-    modules = [train.model.rope_kernels, train.model.swiglu_kernels, train.model.cross_entropy_kernels]
+    switches, shape = KERNEL_RUNS[run]
+    cfg = preset_config("tiny", vocab_size=512, **shape)
     torch.manual_seed(0)
     idx = torch.randint(0, 512, (4, 129), device="cuda")
+    for (module, name), value in switches.items():
+        monkeypatch.setattr(module, name, value)
     results = []
-    for enabled, fused in ((True, fused_loss), (False, False)):
-        for module in modules:
-            module.ENABLED = enabled
-        cross_entropy_kernels.FUSED_LINEAR = fused
+    for enabled in (True, False):
+        for module in (rope_kernels, swiglu_kernels, cross_entropy_kernels):
+            monkeypatch.setattr(module, "ENABLED", enabled)
         torch._dynamo.reset()
         torch.manual_seed(0)
         model = Transformer(cfg).cuda()
@@ -126,9 +136,6 @@ def test_compiled_model_trains_the_same_with_the_kernels_as_without(fused_loss):
             loss = compiled(idx[:, :-1], idx[:, 1:])
         loss.backward()
         results.append((loss.detach(), [p.grad for p in model.parameters()]))
-    for module in modules:
-        module.ENABLED = True
-    cross_entropy_kernels.FUSED_LINEAR = True
     (loss_a, grads_a), (loss_b, grads_b) = results
     torch.testing.assert_close(loss_a, loss_b, atol=1e-3, rtol=1e-3)
     for a, b in zip(grads_a, grads_b, strict=True):
