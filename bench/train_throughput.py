@@ -139,10 +139,14 @@ def sync(device: torch.device) -> None:
 def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch.device) -> dict:
     """Train `name` for --warmup + --steps steps; tokens/s is the median over windows of --window steps."""
     cuda = device.type == "cuda"
+    if unknown := set(OURS.get(name, {}).get("set", {})) - SWITCHES.keys():
+        raise KeyError(f"{name} sets {', '.join(sorted(unknown))}, which SWITCHES does not declare")
     for switch, default in SWITCHES.items():
         module_name, attribute = switch.rsplit(".", 1)
         with contextlib.suppress(ImportError):  # no Triton: no kernel modules, nothing to switch
             module = importlib.import_module(module_name)
+            if not hasattr(module, attribute):  # a misspelt switch would make its variant a silent copy
+                raise AttributeError(f"SWITCHES: {module_name} has no {attribute}")
             setattr(module, attribute, OURS.get(name, {}).get("set", {}).get(switch, default))
     model = build_model(name, cfg, device)
     if cuda:
@@ -336,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--accum {args.accum}: a step needs at least one micro-batch")
     if args.steps < args.window:
         parser.error(f"--steps {args.steps} is fewer than one --window of {args.window}")
+    if unknown := [m for m in args.models.split(",") if m != "hf" and m not in OURS]:
+        parser.error(f"--models: unknown {', '.join(unknown)}; choose from hf, {', '.join(OURS)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         print("torch sees no CUDA device; use --device cpu for a check of the script.")
         return 0
