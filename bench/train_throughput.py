@@ -139,7 +139,8 @@ def sync(device: torch.device) -> None:
 def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch.device) -> dict:
     """Train `name` for --warmup + --steps steps; tokens/s is the median over windows of --window steps."""
     cuda = device.type == "cuda"
-    if unknown := set(OURS.get(name, {}).get("set", {})) - SWITCHES.keys():
+    settings = OURS.get(name, {}).get("set", {})
+    if unknown := settings.keys() - SWITCHES.keys():
         raise KeyError(f"{name} sets {', '.join(sorted(unknown))}, which SWITCHES does not declare")
     for switch, default in SWITCHES.items():
         module_name, attribute = switch.rsplit(".", 1)
@@ -147,7 +148,7 @@ def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch
             module = importlib.import_module(module_name)
             if not hasattr(module, attribute):  # a misspelt switch would make its variant a silent copy
                 raise AttributeError(f"SWITCHES: {module_name} has no {attribute}")
-            setattr(module, attribute, OURS.get(name, {}).get("set", {}).get(switch, default))
+            setattr(module, attribute, settings.get(switch, default))
     model = build_model(name, cfg, device)
     if cuda:
         model.compile(mode=args.compile_mode)
