@@ -81,6 +81,25 @@ OURS: dict[str, dict] = {
     "ours-rope-attention": {"set": {"train.rope_kernels.WITH_ATTENTION": True}},
 }
 
+
+def variant(name: str) -> dict | None:
+    """OURS[name], or for a name joined with "+" (ours-rope-attention+triton-adamw, each part after the
+    first an OURS name less its "ours-") the union of the parts' changes, so that the winners of one A/B
+    run are measured together in the next without editing the defaults; None for a name that is neither."""
+    first, *rest = name.split("+")
+    parts = [first, *(f"ours-{part}" for part in rest)]
+    if any(part not in OURS for part in parts):
+        return None
+    combined: dict[str, dict] = {}
+    for part in parts:
+        for kind, changes in OURS[part].items():
+            target = combined.setdefault(kind, {})
+            if clash := [key for key in changes if key in target and target[key] != changes[key]]:
+                raise ValueError(f"{name}: {part} sets {', '.join(clash)} otherwise than an earlier part")
+            target.update(changes)
+    return combined
+
+
 # --attention: train.model's order (cuDNN first), or PyTorch's own default (flash first), for A/B runs.
 ATTENTION_ORDERS = {
     "cudnn": train.model.GPU_ATTENTION_BACKENDS,
@@ -119,8 +138,8 @@ class HFLlamaWithLoss(nn.Module):
 
 def build_model(name: str, cfg: ModelConfig, device: torch.device) -> nn.Module:
     torch.manual_seed(0)
-    if name in OURS:
-        model = Transformer(cfg.model_copy(update=OURS[name].get("config", {})))
+    if (changes := variant(name)) is not None:
+        model = Transformer(cfg.model_copy(update=changes.get("config", {})))
     else:
         model = HFLlamaWithLoss(cfg)
     params = sum(p.numel() for p in model.parameters())
@@ -139,7 +158,9 @@ def sync(device: torch.device) -> None:
 def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch.device) -> dict:
     """Train `name` for --warmup + --steps steps; tokens/s is the median over windows of --window steps."""
     cuda = device.type == "cuda"
-    settings = OURS.get(name, {}).get("set", {})
+    changes = variant(name)
+    ours = changes is not None
+    settings = (changes or {}).get("set", {})
     if unknown := settings.keys() - SWITCHES.keys():
         raise KeyError(f"{name} sets {', '.join(sorted(unknown))}, which SWITCHES does not declare")
     for switch, default in SWITCHES.items():
@@ -154,7 +175,7 @@ def measure(name: str, cfg: ModelConfig, args: argparse.Namespace, device: torch
         model.compile(mode=args.compile_mode)
     optimizer = build_optimizer(model, lr=3e-4, weight_decay=0.1, betas=(0.9, 0.95), fused=cuda)
     autocast = torch.autocast("cuda", torch.bfloat16) if cuda else contextlib.nullcontext()
-    kernels = (lambda: attention_kernels(device)) if name in OURS else contextlib.nullcontext
+    kernels = (lambda: attention_kernels(device)) if ours else contextlib.nullcontext
     generator = torch.Generator(device).manual_seed(1)
     shape = (args.micro_batch_size, args.seq_len + 1)
     batches = [torch.randint(0, cfg.vocab_size, shape, device=device, generator=generator) for _ in range(4)]
@@ -311,7 +332,10 @@ def set_inductor_config(parser: argparse.ArgumentParser, settings: list[str]) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--models", default="hf,ours", help=f"comma-separated, run in this order: hf, {', '.join(OURS)}"
+        "--models",
+        default="hf,ours",
+        help=f"comma-separated, run in this order: hf, {', '.join(OURS)}, or variants joined by + "
+        "(ours-rope-attention+triton-adamw: both changes)",
     )
     parser.add_argument("--preset", default="124m")
     parser.add_argument("--vocab", type=int, default=32_000)
@@ -341,8 +365,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--accum {args.accum}: a step needs at least one micro-batch")
     if args.steps < args.window:
         parser.error(f"--steps {args.steps} is fewer than one --window of {args.window}")
-    if unknown := [m for m in args.models.split(",") if m != "hf" and m not in OURS]:
-        parser.error(f"--models: unknown {', '.join(unknown)}; choose from hf, {', '.join(OURS)}")
+    try:
+        unknown = [m for m in args.models.split(",") if m != "hf" and variant(m) is None]
+    except ValueError as error:
+        parser.error(f"--models: {error}")
+    if unknown:
+        parser.error(
+            f"--models: unknown {', '.join(unknown)}; choose from hf, {', '.join(OURS)}, or join variants "
+            "with + (ours-rope-attention+triton-adamw)"
+        )
     if args.device == "cuda" and not torch.cuda.is_available():
         print("torch sees no CUDA device; use --device cpu for a check of the script.")
         return 0
@@ -382,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"rel err vs flash {row['rel_err_vs_flash']:.1e}"
             )
             print(f"  SDPA {row['backend']:<20} {detail}")
-    for model_name in args.models.split(","):
+    models = args.models.split(",")
+    width = max(map(len, models))
+    for model_name in models:
         result = measure(model_name, cfg, args, device)
         # The next model starts from a clean slate: no compiled graphs, no cached blocks of this one.
         gc.collect()
@@ -393,14 +426,15 @@ def main(argv: list[str] | None = None) -> int:
         mfu = f"{result['mfu']:.1%}" if result["mfu"] is not None else "n/a"
         memory = f"{result['max_memory_gib']:.1f} GiB" if result["max_memory_gib"] is not None else "n/a"
         print(
-            f"  {model_name:<18} {result['tokens_per_s']:>11,.0f} tokens/s · MFU {mfu} · warmup "
+            f"  {model_name:<{width}} {result['tokens_per_s']:>11,.0f} tokens/s · MFU {mfu} · warmup "
             f"{result['warmup_s']:.0f} s · max memory {memory} · loss {result['first_loss']:.3f} → "
             f"{result['last_loss']:.3f}"
         )
     rates = {r["model"]: r["tokens_per_s"] for r in report["runs"]}
-    if {"ours", "hf"} <= rates.keys():
-        report["ours_over_hf"] = rates["ours"] / rates["hf"]
-        print(f"  ours / HF: {report['ours_over_hf']:.2f}×")
+    if "hf" in rates:
+        report["over_hf"] = {model: rate / rates["hf"] for model, rate in rates.items() if model != "hf"}
+        for model, ratio in report["over_hf"].items():
+            print(f"  {model:<{width}} / HF: {ratio:.3f}×")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
