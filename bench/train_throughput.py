@@ -13,7 +13,9 @@ LlamaConfig with our preset's width, depth, heads, kv heads, SwiGLU width, vocab
 tied embeddings; the script checks that the two have the same parameter count. Ours runs inside
 `train.model.attention_kernels` (cuDNN attention first), as `train pretrain` does; HF's keeps PyTorch's
 default SDPA choice, as a user of it gets. The `ours-*` variants (see OURS) change one thing each, for
-A/B runs in one process; --inductor sets torch._inductor.config options for every model.
+A/B runs in one process, and joined by + (ours-rope-attention+triton-adamw) apply together;
+--inductor sets torch._inductor.config options for every model. A model that fails is reported, in
+the JSON too (written after each model), and the others still run; the exit status is then 1.
 
 A step is --accum micro-batches of --micro-batch-size sequences, each with its backward, then one clip
 and optimizer step (--accum > 1 spreads the optimizer over more tokens and adds gradient accumulation,
@@ -36,6 +38,7 @@ import json
 import statistics
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -416,29 +419,41 @@ def main(argv: list[str] | None = None) -> int:
     models = args.models.split(",")
     width = max(map(len, models))
     for model_name in models:
-        result = measure(model_name, cfg, args, device)
+        try:
+            result = measure(model_name, cfg, args, device)
+        except Exception as error:  # one variant failing (a kernel, out of memory) leaves the others' figures
+            traceback.print_exc()
+            result = {"model": model_name, "error": f"{type(error).__name__}: {str(error)[:500]}"}
         # The next model starts from a clean slate: no compiled graphs, no cached blocks of this one.
         gc.collect()
         torch._dynamo.reset()
         if device.type == "cuda":
             torch.cuda.empty_cache()
         report["runs"].append(result)
-        mfu = f"{result['mfu']:.1%}" if result["mfu"] is not None else "n/a"
-        memory = f"{result['max_memory_gib']:.1f} GiB" if result["max_memory_gib"] is not None else "n/a"
-        print(
-            f"  {model_name:<{width}} {result['tokens_per_s']:>11,.0f} tokens/s · MFU {mfu} · warmup "
-            f"{result['warmup_s']:.0f} s · max memory {memory} · loss {result['first_loss']:.3f} → "
-            f"{result['last_loss']:.3f}"
-        )
-    rates = {r["model"]: r["tokens_per_s"] for r in report["runs"]}
+        if "error" in result:
+            print(f"  {model_name:<{width}} failed: {result['error'].splitlines()[0][:200]}")
+        else:
+            mfu = f"{result['mfu']:.1%}" if result["mfu"] is not None else "n/a"
+            memory = f"{result['max_memory_gib']:.1f} GiB" if result["max_memory_gib"] is not None else "n/a"
+            print(
+                f"  {model_name:<{width}} {result['tokens_per_s']:>11,.0f} tokens/s · MFU {mfu} · warmup "
+                f"{result['warmup_s']:.0f} s · max memory {memory} · loss {result['first_loss']:.3f} → "
+                f"{result['last_loss']:.3f}"
+            )
+        write_report(report, args.json)  # after each model: a run stopped by its time limit keeps the rest
+    rates = {r["model"]: r["tokens_per_s"] for r in report["runs"] if "error" not in r}
     if "hf" in rates:
         report["over_hf"] = {model: rate / rates["hf"] for model, rate in rates.items() if model != "hf"}
         for model, ratio in report["over_hf"].items():
             print(f"  {model:<{width}} / HF: {ratio:.3f}×")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    return 0
+    write_report(report, args.json)
+    return 1 if any("error" in r for r in report["runs"]) else 0
+
+
+def write_report(report: dict, path: str | None) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

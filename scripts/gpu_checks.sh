@@ -13,7 +13,8 @@
 #        tiles   scripts/matvec_tile_sweep.py: every tile of a grid, per matvec shape, at one row
 #        sweep   scripts/train_kernel_sweep.py: the loss and RoPE kernels' tiles ($SWEEP: which, default both)
 #        train   bench/train_throughput.py: 124m, ours (with and without the RoPE kernels) against HF
-#                ($TRAIN_MODELS: which, in order; $TRAIN_FLAGS: more options, e.g. "--profile 5")
+#                ($TRAIN_MODELS: which, in order, variants joined by + measured together; $TRAIN_FLAGS:
+#                more options, e.g. "--profile 5"; $TRAIN_LIMIT: seconds, default 400, ~25 s a model)
 #        converge  train pretrain, 124m, $CONVERGE_STEPS steps on $DATA (curated shards), loss curve PNG
 # The image lacks pydantic, dask & co: scripts/pack_device_wheels.sh puts their wheels in .whl/ (carry it).
 set -u
@@ -60,7 +61,7 @@ if step sweep; then
     echo "sweep rc=$?" >> "$OUT/env.log"
 fi
 if step train; then
-    $T 400 python3 bench/train_throughput.py --models ${TRAIN_MODELS:-hf,ours,ours-torch-rope} --no-sdpa \
+    $T "${TRAIN_LIMIT:-400}" python3 bench/train_throughput.py --models ${TRAIN_MODELS:-hf,ours,ours-torch-rope} --no-sdpa \
         ${TRAIN_FLAGS:-} --json "$OUT/train.json" > "$OUT/train.log" 2>&1
     echo "train rc=$?" >> "$OUT/env.log"
 fi
