@@ -184,7 +184,13 @@ class Attention(nn.Module):
         """The projection [B, T, (H + 2·KV)·hd] → causal attention's output [B, H, T, hd]."""
         B, T, _ = qkv.shape
         if _triton(rope_kernels, qkv):
-            if rope_kernels.WITH_ATTENTION and self.n_kv_head == self.n_head:
+            if (
+                rope_kernels.WITH_ATTENTION
+                and self.n_kv_head == self.n_head
+                and rope_kernels.cudnn_attention_usable(
+                    qkv.device.index, self.n_head, self.head_dim, qkv.dtype
+                )
+            ):
                 return rope_kernels.rope_attention(qkv, cos, sin, self.n_head, self.n_kv_head)[0]
             q, k, v = rope_kernels.rope_split(qkv, cos, sin, self.n_head, self.n_kv_head)
         else:

@@ -37,8 +37,9 @@ ENABLED = True
 TOKEN_MAJOR = True
 # (tokens per program, warps) of the move kernel; scripts/train_kernel_sweep.py times a grid of them.
 TILE = (32, 4)
-# train.model takes rope_attention instead of rope_split + SDPA (where q and kv heads are equal, the shapes
-# tested; it calls cuDNN's attention directly, so the GPU must support that): off until a GPU run has measured it against the two ops (bench/train_throughput.py, ours-rope-attention).
+# train.model takes rope_attention instead of rope_split + SDPA where q and kv heads are equal (the shapes
+# tested) and cudnn_attention_usable says so: off until a GPU run has measured it against the two ops
+# (bench/train_throughput.py, ours-rope-attention).
 WITH_ATTENTION = False
 
 
@@ -145,6 +146,20 @@ def _value_view(qkv, n_head, n_kv_head):
     head_dim = qkv.shape[-1] // (n_head + 2 * n_kv_head)
     v = qkv[..., (n_head + n_kv_head) * head_dim :]
     return v.unflatten(-1, (n_kv_head, head_dim)).transpose(1, 2)
+
+
+# torch.compile calls it while tracing and takes the answer as a constant: a check per layer inside the
+# compiled forward would otherwise break the graph at every layer.
+@torch.compiler.assume_constant_result
+def cudnn_attention_usable(device_index: int, n_head: int, head_dim: int, dtype: torch.dtype) -> bool:
+    """Whether SDPA could run cuDNN's causal attention, with a backward, for heads of this size and dtype on
+    this GPU, with the backends enabled now (train.model.attention_kernels). rope_attention calls cuDNN's
+    op directly, past SDPA's choice and its fallbacks, so train.model asks this first: a GPU or a cuDNN
+    without it, or a backend order that leaves cuDNN out (--attention flash), keeps rope_split + SDPA."""
+    device = torch.device("cuda", device_index)
+    probe = torch.empty(1, n_head, 128, head_dim, device=device, dtype=dtype, requires_grad=True)
+    params = torch.backends.cuda.SDPAParams(probe, probe, probe, None, 0.0, True, False)
+    return torch.backends.cuda.can_use_cudnn_attention(params)
 
 
 def _attention(q, k, v):

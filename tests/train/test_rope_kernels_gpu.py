@@ -76,7 +76,7 @@ def test_rope_attention_matches_rope_then_attention_forward_and_backward(batch, 
     torch.manual_seed(seq)
     cos, sin = (t[:seq].cuda() for t in rope_tables(head_dim, 2048, 10000.0))
     qkv = torch.randn(batch, seq, 3 * n_head * head_dim, device="cuda", dtype=torch.bfloat16)
-    ours_in, ref_in = qkv.clone().requires_grad_(), qkv.clone().requires_grad_()
+    ours_in, ref_in = qkv.clone().requires_grad_(), qkv.float().requires_grad_()  # the reference in fp32
     y = rope_kernels.rope_attention(ours_in, cos, sin, n_head, n_head)[0]
     want = attention_reference(ref_in, cos, sin, n_head)
     dy = torch.randn_like(y)
@@ -102,3 +102,43 @@ def test_rope_attention_compiled_equals_eager():
         fn(x).backward()
         grads.append(x.grad)
     torch.testing.assert_close(grads[1], grads[0], atol=1e-2, rtol=1e-2)
+
+
+def test_cudnn_attention_usable_follows_the_gpu_dtype_and_backend_order():
+    """The guard in front of rope_attention: cuDNN's attention in bf16 on this GPU, not in fp32 (which
+    cuDNN's attention does not take), and not where the backend order leaves cuDNN out."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from train.model import attention_kernels
+
+    device = torch.device("cuda")
+    with attention_kernels(device):
+        assert rope_kernels.cudnn_attention_usable(0, 12, 64, torch.bfloat16)
+        assert not rope_kernels.cudnn_attention_usable(0, 12, 64, torch.float32)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]):
+        assert not rope_kernels.cudnn_attention_usable(0, 12, 64, torch.bfloat16)
+
+
+@pytest.mark.parametrize("order", ["cudnn", "flash"])
+def test_compiled_model_takes_rope_attention_in_one_graph_only_where_cudnn_is_usable(order, monkeypatch):
+    """With WITH_ATTENTION the compiled forward is one graph (the guard is a constant to torch.compile)
+    that calls rope_attention in every layer under cuDNN-first attention, and rope_split under flash."""
+    from torch._dynamo.testing import EagerAndRecordGraphs
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from train.model import Transformer, attention_kernels, preset_config
+
+    monkeypatch.setattr(rope_kernels, "WITH_ATTENTION", True)
+    cfg = preset_config("tiny", vocab_size=512, n_kv_head=4)
+    model = Transformer(cfg).cuda()
+    idx = torch.randint(0, 512, (2, 65), device="cuda")
+    backend = EagerAndRecordGraphs()
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend=backend, fullgraph=True)
+    context = attention_kernels(idx.device) if order == "cudnn" else sdpa_kernel([SDPBackend.FLASH_ATTENTION])
+    with context, torch.autocast("cuda", torch.bfloat16):
+        compiled(idx[:, :-1], idx[:, 1:]).backward()
+    (graph,) = backend.graphs
+    code = graph.code
+    want, other = ("rope_attention", "rope_split") if order == "cudnn" else ("rope_split", "rope_attention")
+    assert code.count(f"webcrawl_lm.{want}") == cfg.n_layer and other not in code, code[:2000]
