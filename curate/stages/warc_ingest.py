@@ -194,10 +194,13 @@ class WarcIngest(SourceStage):
     def _rows(self, fh: BinaryIO, source: str) -> Iterator[_Row]:
         size = os.fstat(fh.fileno()).st_size
         records = ArchiveIterator(fh, no_record_parse=True)
+        offset = 0
         while True:
             # Where the next record starts: the previous one was read to its end (see
-            # _check_member_complete), so warcio has already moved its offset past it.
-            offset = records.offset
+            # _check_member_complete), so warcio has already moved its offset past it. Inside one gzip
+            # member that holds several records (a whole-file gzip) warcio's count goes negative; the
+            # rest then lies in the member where the last record read began.
+            offset = records.offset if records.offset >= 0 else offset
             try:
                 record = next(records, None)
                 if record is None:

@@ -101,10 +101,12 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(cluster, tmp_path):
     deadline = time.monotonic() + 120
     while not list(markers.glob("*.done")) and time.monotonic() < deadline and run.poll() is None:
         time.sleep(0.05)
+    done_before = len(list(markers.glob("*.done")))
+    assert run.poll() is None and workers[1].poll() is None, "the worker must die while the run is going"
     stop(workers[1])
     log, _ = run.communicate(timeout=600)
     assert run.returncode == 0, log
-    assert workers[1].poll() is not None, "the worker must be gone"
+    assert 1 <= done_before < len(list(markers.glob("*.done"))), "the worker must be killed half-way"
 
     local = run_pipeline(load_pipeline(web_config(tmp_path, "local", workers=2)))
     cluster_stats = json.loads((tmp_path / "cluster" / "stats.json").read_text())

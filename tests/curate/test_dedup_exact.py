@@ -58,7 +58,15 @@ def test_normalize_none_matches_only_byte_identical_texts(tmp_path):
     assert result.counter.kept == 6
 
 
-def test_keeps_row_order_and_handles_an_empty_shard(tmp_path):
+def test_keeps_the_row_order_of_each_shard(tmp_path):
+    # shard 0 holds z, y, x and shard 1 b, a, c (round-robin); x repeats a's text, so a (smaller) stays
+    docs = pd.DataFrame({"id": ["z", "b", "y", "a", "x", "c"], "text": ["1", "2", "3", "4", "4", "6"]})
+    ctx, _ = run(tmp_path, docs, shards=2)
+    parts = [pd.read_parquet(p)["id"].tolist() for p in sorted(ctx.work_dir.glob("part-*.parquet"))]
+    assert parts == [["z", "y"], ["b", "a", "c"]]
+
+
+def test_writes_a_part_for_an_empty_shard(tmp_path):
     docs = pd.DataFrame({"id": ["b", "a", "c"], "text": ["x", "y", "x"]})
     ctx, result = run(tmp_path, docs, shards=4, partitions=2)
     parts = {p.name: pd.read_parquet(p) for p in sorted(ctx.work_dir.glob("part-*.parquet"))}

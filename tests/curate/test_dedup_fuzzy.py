@@ -329,4 +329,4 @@ def test_same_kept_documents_for_any_worker_count_and_rerun(write_pipeline, tmp_
     assert fuzzy["in"] == exact["kept"] and fuzzy["dropped"]["near_duplicate"] >= 40
     kept = pd.read_parquet(tmp_path / "two" / "dataset")
     assert len(kept) == stats["stages"][-1]["kept"]
-    assert kept.groupby("group")["id"].min().isin(kept["id"]).all(), "each group keeps its smallest id"
+    assert docs.groupby("group")["id"].min().isin(kept["id"]).all(), "each group keeps its smallest id"

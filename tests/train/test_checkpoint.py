@@ -99,7 +99,12 @@ def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, tok
     assert ckpt.latest_checkpoint(tmp_path) == first
     assert {p.name: p.read_bytes() for p in first.iterdir()} == before
     restored = tiny_model()
-    ckpt.load_checkpoint(first, restored, build_optimizer(restored, 1e-3, 0.1, (0.9, 0.95), False), ENV)
+    state = ckpt.load_checkpoint(
+        first, restored, build_optimizer(restored, 1e-3, 0.1, (0.9, 0.95), False), ENV
+    )
+    assert state["consumed_samples"] == 8
+    for got, want in zip(restored.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(got, want)
 
     third = save(tmp_path, 3, model, optimizer, tokenizer_file)
     assert ckpt.latest_checkpoint(tmp_path) == third

@@ -157,6 +157,8 @@ def test_blended_dataset_reads_its_sources_in_their_own_order(shards, other_shar
     b = SampleDataset(Documents(ShardSet(other_shards)), np.arange(120), 16, seed=1)
     blend = BlendedDataset([a, b], [1.0, 1.0], 40)
     source, position = blend.source, blend.position
+    for d in (0, 1):  # each source read from its own first sample on, none skipped or repeated
+        assert np.array_equal(position[source == d], np.arange(20)), d  # equal weights: 20 each
     for i in range(40):
         expected = (a, b)[source[i]][position[i]]
         assert np.array_equal(blend[i], expected)

@@ -11,6 +11,8 @@ from train.optim import lr_at
 
 def test_flops_per_token_is_6n_plus_attention():
     cfg = preset_config("124m", vocab_size=50_257)
+    # N, as MFU_CONVENTION states it: every parameter but the embedding lookup, so the RMSNorm gains
+    # (2·768 a block and the final 768, 0.02% of N) count, as in nanoGPT's estimate.
     body = 12 * (4 * 768 * 768 + 3 * 768 * 2048 + 2 * 768) + 768
     matmul_params = body + 50_304 * 768  # the (tied) output projection is a matmul; the lookup is not
     assert flops_per_token(cfg, 1024) == 6 * matmul_params + 12 * 12 * 768 * 1024

@@ -301,3 +301,11 @@ def test_engine_from_a_checkpoint_serves_its_model(checkpoint):
         engine.max_model_len == 256
         and engine.tokenizer.eos_token_id == engine.tokenizer.tokenizer.token_to_id("<|endoftext|>")
     )
+    # The model write_checkpoint saved, rebuilt from its seed rather than loaded: the engine's greedy
+    # tokens are this model's.
+    torch.manual_seed(0)
+    vocab = engine.tokenizer.tokenizer.get_vocab_size()
+    saved = Transformer(preset_config("tiny", vocab_size=vocab, max_seq_len=256, init_std=0.2)).eval()
+    prompt = engine.tokenizer.encode("The cat sees")
+    out = LLM(checkpoint).generate([prompt], greedy(12))[0]
+    assert out.token_ids == greedy_reference(saved, prompt, 12)
