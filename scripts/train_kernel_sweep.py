@@ -79,10 +79,10 @@ def rope_cases(batch: int = 16, seq: int = 1024, heads: int = 12, kv: int = 12, 
     qkv = torch.randn(batch, seq, (heads + 2 * kv) * head_dim, device="cuda").to(torch.bfloat16)
     grads = [torch.randn_like(t) for t in rope_kernels.rope_split(qkv, cos, sin, heads, kv)]
 
-    def tiled(run: Callable[[], object]):
+    def tiled(run: Callable[[], object], constant: str):
         def make(tokens: int, warps: int):
             def launch():
-                rope_kernels.TILE = (tokens, warps)
+                setattr(rope_kernels, constant, (tokens, warps))
                 return run()
 
             return launch
@@ -90,8 +90,16 @@ def rope_cases(batch: int = 16, seq: int = 1024, heads: int = 12, kv: int = 12, 
         return make
 
     cases = [
-        ("rope forward", tiled(lambda: rope_kernels.rope_split(qkv, cos, sin, heads, kv)), 1.0),
-        ("rope backward", tiled(lambda: rope_kernels.rope_split_backward(*grads, cos, sin, heads, kv)), 1.0),
+        (
+            "rope forward",
+            tiled(lambda: rope_kernels.rope_split(qkv, cos, sin, heads, kv), "FORWARD_TILE"),
+            1.0,
+        ),
+        (
+            "rope backward",
+            tiled(lambda: rope_kernels.rope_split_backward(*grads, cos, sin, heads, kv), "BACKWARD_TILE"),
+            1.0,
+        ),
     ]
     return qkv, cases, ((16, 32, 64, 128), (1, 2, 4, 8))
 

@@ -177,21 +177,13 @@ class Attention(nn.Module):
         wqkv = torch.cat([self.wq.weight, self.wk.weight, self.wv.weight])
         qkv = F.linear(x, wqkv)
         y = self._attend(qkv, cos, sin)
-        # A view, no copy, when y is token-major in memory: cuDNN's output after rope_split's or in rope_attention.
+        # A view, no copy, when y is token-major in memory: cuDNN's output after rope_split's.
         return self.wo(y.transpose(1, 2).reshape(B, T, -1))
 
     def _attend(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """The projection [B, T, (H + 2·KV)·hd] → causal attention's output [B, H, T, hd]."""
         B, T, _ = qkv.shape
         if _triton(rope_kernels, qkv):
-            if (
-                rope_kernels.WITH_ATTENTION
-                and self.n_kv_head == self.n_head
-                and rope_kernels.cudnn_attention_usable(
-                    qkv.device.index, self.n_head, self.head_dim, qkv.dtype
-                )
-            ):
-                return rope_kernels.rope_attention(qkv, cos, sin, self.n_head, self.n_kv_head)[0]
             q, k, v = rope_kernels.rope_split(qkv, cos, sin, self.n_head, self.n_kv_head)
         else:
             q, k, v = qkv.split(

@@ -9,24 +9,17 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-try:  # Triton comes with CUDA builds of torch
-    from train import adamw_kernels
-except ImportError:
-    adamw_kernels = None
-
 
 def build_optimizer(
     model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], fused: bool
 ) -> torch.optim.AdamW:
-    """AdamW that decays every matrix (embeddings included) but no norm gain, as in GPT-2 and Llama.
-    fused: torch's fused AdamW, or adamw_kernels' where its switch is on (CUDA runs)."""
+    """AdamW that decays every matrix (embeddings included) but no norm gain, as in GPT-2 and Llama;
+    fused: torch's fused (CUDA) implementation."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    if fused and adamw_kernels is not None and adamw_kernels.ENABLED:
-        return adamw_kernels.TritonAdamW(groups, lr=lr, betas=betas)
     return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
 
 
@@ -34,10 +27,7 @@ def clip_and_step(
     optimizer: torch.optim.Optimizer, params: Iterable[torch.Tensor], max_norm: float
 ) -> torch.Tensor:
     """Clip the gradients of `params`, the optimizer's, to a total norm of max_norm (math.inf: no clip) and
-    step; returns the norm before clipping. adamw_kernels' optimizer applies the clip inside its update."""
-    params = list(params)
-    if adamw_kernels is not None and isinstance(optimizer, adamw_kernels.TritonAdamW):
-        return optimizer.clip_and_step(params, max_norm)
+    step; returns the norm before clipping."""
     norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
     optimizer.step()
     return norm

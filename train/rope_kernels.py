@@ -14,11 +14,7 @@ transposes). cuDNN's attention allocates its output in q's layout, so the attent
 already [B, T, H·hd] for the output projection: no transpose copy. The backward takes gradients in any
 layout whose last dimension is contiguous.
 
-The move still copies v, a third of the forward's bytes, only because attention is another op:
-`rope_attention` is RoPE, the split and cuDNN's attention in one op, so that v is read in place in the
-projection's output and only q and k move. Its backward calls cuDNN's and then the same merge.
-
-Both are `torch.library.triton_op`s with their backward registered, so that torch.compile keeps each
+`rope_split` is a `torch.library.triton_op` with its backward registered, so that torch.compile keeps it
 whole in the graph and autograd differentiates through it. This module imports Triton (it comes with
 CUDA builds of torch); train.model uses it for CUDA tensors when it imports and `ENABLED` is true (set it
 False to run the PyTorch code on the GPU too, for an A/B). The CPU path, bit-exact resume included, is
@@ -35,12 +31,8 @@ from torch.library import triton_op, wrap_triton
 ENABLED = True
 # q, k and v token-major in memory (see above); False gives the head-major buffers used before, for A/B runs.
 TOKEN_MAJOR = True
-# (tokens per program, warps) of the move kernel; scripts/train_kernel_sweep.py times a grid of them.
-TILE = (32, 4)
-# train.model takes rope_attention instead of rope_split + SDPA where q and kv heads are equal (the shapes
-# tested) and cudnn_attention_usable says so: off until a GPU run has measured it against the two ops
-# (bench/train_throughput.py, ours-rope-attention).
-WITH_ATTENTION = False
+# (tokens per program, warps) of the move kernel each way; scripts/train_kernel_sweep.py times a grid of them.
+FORWARD_TILE, BACKWARD_TILE = (32, 4), (32, 4)
 
 
 @triton.jit
@@ -104,13 +96,11 @@ def _move_kernel(
 
 
 def _launch(src, q, k, v, cos, sin, n_head, n_kv_head, forward):
-    """Move every head between src and q, k, v; with v None only q's and k's (v stays in the projection)."""
+    """Move every head between src and q, k, v (forward: src → heads, rotated; backward: heads → src)."""
     batch, seq, _ = src.shape
     head_dim = q.shape[-1]
-    block, warps = TILE
-    heads = n_head + n_kv_head + (0 if v is None else n_kv_head)
-    v = k if v is None else v  # a pointer the kernel never follows: the grid ends before v's heads
-    grid = (triton.cdiv(batch * seq, block), heads)
+    block, warps = FORWARD_TILE if forward else BACKWARD_TILE
+    grid = (triton.cdiv(batch * seq, block), n_head + 2 * n_kv_head)
     wrap_triton(_move_kernel)[grid](
         src, q, k, v, cos, sin, batch * seq, seq, *q.stride()[:3], *k.stride()[:3], *v.stride()[:3],
         WIDTH=src.shape[-1], N_HEAD=n_head, N_KV=n_kv_head, HEAD_DIM=head_dim,
@@ -139,47 +129,6 @@ def _merged_gradient(dq, dk, dv, cos, sin, n_head, n_kv_head):
     dqkv = dq.new_empty(batch, seq, (n_head + 2 * n_kv_head) * head_dim)
     _launch(dqkv, dq, dk, dv, cos, sin, n_head, n_kv_head, False)
     return dqkv
-
-
-def _value_view(qkv, n_head, n_kv_head):
-    """v [B, KV, T, hd] where it lies in the contiguous projection qkv: a view, no copy."""
-    head_dim = qkv.shape[-1] // (n_head + 2 * n_kv_head)
-    v = qkv[..., (n_head + n_kv_head) * head_dim :]
-    return v.unflatten(-1, (n_kv_head, head_dim)).transpose(1, 2)
-
-
-# torch.compile calls it while tracing and takes the answer as a constant: a check per layer inside the
-# compiled forward would otherwise break the graph at every layer.
-@torch.compiler.assume_constant_result
-def cudnn_attention_usable(device_index: int, n_head: int, head_dim: int, dtype: torch.dtype) -> bool:
-    """Whether SDPA could run cuDNN's causal attention, with a backward, for heads of this size and dtype on
-    this GPU, with the backends enabled now (train.model.attention_kernels). rope_attention calls cuDNN's
-    op directly, past SDPA's choice and its fallbacks, so train.model asks this first: a GPU or a cuDNN
-    without it, or a backend order that leaves cuDNN out (--attention flash), keeps rope_split + SDPA."""
-    device = torch.device("cuda", device_index)
-    probe = torch.empty(1, n_head, 128, head_dim, device=device, dtype=dtype, requires_grad=True)
-    params = torch.backends.cuda.SDPAParams(probe, probe, probe, None, 0.0, True, False)
-    return torch.backends.cuda.can_use_cudnn_attention(params)
-
-
-def _attention(q, k, v):
-    """Causal attention → (output in q's layout, the softmax's log-sum-exp that the backward needs)."""
-    if q.is_cuda:
-        out = torch.ops.aten._scaled_dot_product_cudnn_attention(q, k, v, None, True, is_causal=True)
-        return out[0], out[1]
-    # Triton's interpreter runs the kernels on CPU tensors (tests); PyTorch's CPU flash kernel pairs with it.
-    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, is_causal=True)
-
-
-def _attention_backward(dy, q, k, v, y, lse):
-    if q.is_cuda:
-        seq = q.shape[2]
-        # No dropout: cuDNN reads neither the seed nor the offset, but the op takes both as tensors.
-        unused = torch.empty((), dtype=torch.long, device=q.device)
-        return torch.ops.aten._scaled_dot_product_cudnn_attention_backward(
-            dy, q, k, v, y, lse, unused, unused, None, None, None, seq, seq, 0.0, True
-        )
-    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(dy, q, k, v, y, lse, 0.0, True)
 
 
 @triton_op("webcrawl_lm::rope_split", mutates_args={})
@@ -219,56 +168,3 @@ def _backward(ctx, dq, dk, dv):
 
 
 rope_split.register_autograd(_backward, setup_context=_setup_context)
-
-
-@triton_op("webcrawl_lm::rope_attention", mutates_args={})
-def rope_attention(
-    qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_head: int, n_kv_head: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """rope_split and causal attention in one op: qkv [B, T, (H + 2·KV)·hd] → the attention output
-    [B, H, T, hd] (in q's layout), then q, k and the log-sum-exp, outputs only so that the backward has them.
-
-    v is read where the projection wrote it, so the forward moves q and k only. The backward has cuDNN
-    write dq, dk and dv and the move kernel merge them into the projection's gradient, as rope_split's does.
-    """
-    qkv = qkv.contiguous()
-    q, k = _qk_buffers(qkv, n_head, n_kv_head)
-    _launch(qkv, q, k, None, cos, sin, n_head, n_kv_head, True)
-    y, lse = _attention(q, k, _value_view(qkv, n_head, n_kv_head))
-    return y, q, k, lse
-
-
-@triton_op("webcrawl_lm::rope_attention_backward", mutates_args={})
-def rope_attention_backward(
-    dy: torch.Tensor,
-    qkv: torch.Tensor,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    y: torch.Tensor,
-    lse: torch.Tensor,
-    cos: torch.Tensor,
-    sin: torch.Tensor,
-    n_head: int,
-    n_kv_head: int,
-) -> torch.Tensor:
-    v = _value_view(qkv.contiguous(), n_head, n_kv_head)
-    dq, dk, dv = _attention_backward(dy, q, k, v, y, lse)
-    return _merged_gradient(dq, dk, dv, cos, sin, n_head, n_kv_head)
-
-
-def _setup_attention_context(ctx, inputs, output):
-    qkv, cos, sin, ctx.n_head, ctx.n_kv_head = inputs
-    y, q, k, lse = output
-    # The projection's output stays alive for v instead of a copy of v: 2/3 of it more saved per layer.
-    ctx.save_for_backward(qkv, q, k, y, lse, cos, sin)
-    ctx.mark_non_differentiable(q, k, lse)
-    ctx.set_materialize_grads(False)  # no zero-filled gradients for those three
-
-
-def _attention_backward_fn(ctx, dy, *_unused):
-    qkv, q, k, y, lse, cos, sin = ctx.saved_tensors
-    dqkv = rope_attention_backward(dy, qkv, q, k, y, lse, cos, sin, ctx.n_head, ctx.n_kv_head)
-    return dqkv, None, None, None, None
-
-
-rope_attention.register_autograd(_attention_backward_fn, setup_context=_setup_attention_context)

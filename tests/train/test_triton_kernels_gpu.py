@@ -106,23 +106,20 @@ def test_linear_cross_entropy_holds_one_logits_sized_buffer_where_the_separate_l
     assert fused < 1.2 * logits_bytes < 1.8 * logits_bytes < separate, peaks
 
 
-# (switches for the kernel run, shape overrides): each switch as train.model uses it; rope_attention
-# needs as many kv heads as query heads (tiny has 2 for 4).
+# The switches of each kernel run, each as train.model uses it.
 KERNEL_RUNS = {
-    "fused loss": ({}, {}),
-    "separate loss": ({(cross_entropy_kernels, "FUSED_LINEAR"): False}, {}),
-    "rope + attention op": ({(rope_kernels, "WITH_ATTENTION"): True}, {"n_kv_head": 4}),
+    "fused loss": {},
+    "separate loss": {(cross_entropy_kernels, "FUSED_LINEAR"): False},
 }
 
 
 @pytest.mark.parametrize("run", KERNEL_RUNS)
 def test_compiled_model_trains_the_same_with_the_kernels_as_without(run, monkeypatch):
     """The tiny model, compiled, under bf16 autocast: loss and gradients of one step agree."""
-    switches, shape = KERNEL_RUNS[run]
-    cfg = preset_config("tiny", vocab_size=512, **shape)
+    cfg = preset_config("tiny", vocab_size=512)
     torch.manual_seed(0)
     idx = torch.randint(0, 512, (4, 129), device="cuda")
-    for (module, name), value in switches.items():
+    for (module, name), value in KERNEL_RUNS[run].items():
         monkeypatch.setattr(module, name, value)
     results = []
     for enabled in (True, False):
