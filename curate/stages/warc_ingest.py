@@ -395,7 +395,7 @@ def _decode(body: bytes, declared: str | None) -> tuple[str, str] | None:
         tried.add(codec)
         try:
             text = body.decode(codec, errors="strict")
-        except UnicodeDecodeError:
+        except UnicodeError:  # UnicodeDecodeError, and the bare UnicodeError of e.g. `undefined`
             continue
         if _plausible(text):
             return text, codec
@@ -409,12 +409,18 @@ def _decode(body: bytes, declared: str | None) -> tuple[str, str] | None:
 
 
 def _codec(label: str) -> str | None:
-    """Python's codec name for a charset label (browser supersets applied), or None if unknown."""
+    """Python's codec name for a charset label (browser supersets applied), or None if unknown.
+
+    Labels of Python's bytes-to-bytes codecs (`hex`, `base64`, `zlib`, ...) count as unknown: they
+    name no text encoding, and `bytes.decode` refuses them.
+    """
     try:
-        name = codecs.lookup(label.strip()).name
+        info = codecs.lookup(label.strip())
     except LookupError:
         return None
-    return _SUPERSETS.get(name, name)
+    if not getattr(info, "_is_text_encoding", True):
+        return None
+    return _SUPERSETS.get(info.name, info.name)
 
 
 def _plausible(text: str) -> bool:
