@@ -391,3 +391,11 @@ def test_a_charset_that_is_no_text_encoding_is_skipped_not_raised(tmp_path, labe
     assert list(kept["url"]) == ["https://odd.example/"] and kept["html"].iloc[0] == page
     assert kept["charset"].iloc[0] == "utf-8"
     assert list(dropped[DROP_REASON]) == ["decode_error"]
+
+
+def test_a_zero_byte_file_is_one_empty_file_row(tmp_path):
+    path = tmp_path / "cut.warc.gz"
+    path.write_bytes(b"")
+    kept, dropped = read_all(path)
+    assert kept.empty and list(dropped[DROP_REASON]) == ["empty_file"]
+    assert dropped["id"].iloc[0] == f"{path}#offset=0"
