@@ -20,6 +20,7 @@ class DatasetSink(Stage):
     """A pass-through stage that also appends every batch to `<output>/<path>/part-<shard><suffix>`."""
 
     suffix: str
+    output_key = "path"
 
     def __init__(self, config) -> None:
         super().__init__(config)

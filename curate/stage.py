@@ -60,6 +60,9 @@ class Stage:
     name: ClassVar[str]
     kind: ClassVar[str] = "partition"  # "source", "partition" or "global"
     Config: ClassVar[type[StageConfig]] = StageConfig
+    # The config key naming the directory this stage writes under output.dir, if any; the config
+    # loader checks that it stays inside and is no other stage's.
+    output_key: ClassVar[str | None] = None
 
     def __init__(self, config: StageConfig) -> None:
         self.config = config
