@@ -42,9 +42,16 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from curate.engine import run_pipeline  # imports dask; keep `validate` fast
+    # These import dask; keep `validate` fast.
+    from curate.dask_tasks import SchedulerUnreachable
+    from curate.engine import run_pipeline
 
-    run_pipeline(_load(args, console), console=console)
+    pipeline = _load(args, console)
+    try:
+        run_pipeline(pipeline, console=console)
+    except SchedulerUnreachable as err:
+        print_error(console, err)
+        return 4
     return 0
 
 
