@@ -43,15 +43,15 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     # These import dask; keep `validate` fast.
-    from curate.dask_tasks import SchedulerUnreachable
+    from curate.dask_tasks import SchedulerUnreachable, TaskFailed
     from curate.engine import run_pipeline
 
     pipeline = _load(args, console)
     try:
         run_pipeline(pipeline, console=console)
-    except SchedulerUnreachable as err:
+    except (SchedulerUnreachable, TaskFailed) as err:
         print_error(console, err)
-        return 4
+        return 4 if isinstance(err, SchedulerUnreachable) else 1
     return 0
 
 

@@ -18,6 +18,13 @@ from pydantic import BaseModel, ConfigDict
 DROP_REASON = "drop_reason"
 
 
+class StageError(Exception):
+    """Raised by `process` when no document can get through (e.g. a configured column is missing).
+
+    Other exceptions drop the rows that raise them; this one fails the run, with its message.
+    """
+
+
 class StageConfig(BaseModel):
     """Base of every stage's typed config: unknown keys are errors, values are type-checked."""
 
