@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from curate.config import PipelineConfigError, load_pipeline
 from curate.stats import FunnelError
@@ -22,21 +22,18 @@ COMMAND_MODULES: list[str] = [
 ]
 
 
-def _load(args: argparse.Namespace):
-    pipeline = load_pipeline(args.pipeline)
-    overrides = {}
-    if getattr(args, "address", None):
-        overrides["address"] = args.address
-    if getattr(args, "workers", None):
-        overrides["workers"] = args.workers
-    if overrides:
-        executor = pipeline.executor.model_copy(update=overrides)
-        pipeline = dataclasses.replace(pipeline, executor=executor)
+def _load(args: argparse.Namespace, console: Console):
+    flags = {"address": getattr(args, "address", None), "workers": getattr(args, "workers", None)}
+    pipeline = load_pipeline(args.pipeline, {k: v for k, v in flags.items() if v is not None})
+    for folder in pipeline.skipped_input_dirs:
+        console.print(
+            f"note: input.paths matched the directory {escape(repr(folder))}; not read (only files are)"
+        )
     return pipeline
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
-    pipeline = _load(args)
+    pipeline = _load(args, console)
     console.print(
         f"{args.pipeline}: ok · {len(pipeline.stages)} stages "
         f"({' → '.join(s.id for s in pipeline.stages)}) · {len(pipeline.input_files)} input files"
@@ -45,9 +42,16 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from curate.engine import run_pipeline  # imports dask; keep `validate` fast
+    # These import dask; keep `validate` fast.
+    from curate.dask_tasks import SchedulerUnreachable, TaskFailed
+    from curate.engine import run_pipeline
 
-    run_pipeline(_load(args), console=console)
+    pipeline = _load(args, console)
+    try:
+        run_pipeline(pipeline, console=console)
+    except (SchedulerUnreachable, TaskFailed) as err:
+        print_error(console, err)
+        return 4 if isinstance(err, SchedulerUnreachable) else 1
     return 0
 
 
@@ -59,6 +63,11 @@ def cmd_stages(args: argparse.Namespace, console: Console) -> int:
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         console.print(f"[bold]{name}[/bold] ({cls.kind}): {doc}")
     return 0
+
+
+def print_error(console: Console, err: Exception) -> None:
+    """One red `error:` line; the message is printed as is (no Rich markup read from it)."""
+    console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,10 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, console)
     except PipelineConfigError as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        print_error(console, err)
         return 2
     except FunnelError as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        print_error(console, err)
         return 3
 
 

@@ -11,17 +11,23 @@ import glob
 import hashlib
 import json
 import os
+import re
+import socket
 import typing
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from curate import registry
 from curate.backend import cudf_problem
 from curate.stage import Stage, StageConfig, stage_params
+
+# `host:port`, `:port` or `[ipv6]:port`: the forms a LocalCluster dashboard address takes.
+_HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):(?P<port>\d{1,5})$")
 
 
 class PipelineConfigError(ValueError):
@@ -35,12 +41,35 @@ class _Strict(BaseModel):
 class InputConfig(_Strict):
     paths: list[str] = Field(description="Input files or globs, relative to the working directory.")
 
+    @field_validator("paths")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("no input listed; give files or globs, e.g. [data/samples/*.warc.gz]")
+        return value
+
 
 class OutputConfig(_Strict):
     dir: str = Field(description="Output directory: segment parts, markers, stats.json, funnel report.")
     rejects: bool = Field(
         False, description="Also write dropped documents (with drop_reason) to dir/rejects/."
     )
+
+    @field_validator("dir")
+    @classmethod
+    def _dir_can_be_written(cls, value: str) -> str:
+        # Checked here, not when the run creates it: a run must not fail after its work has started.
+        path = Path(value).absolute()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{value!r} is a file, not a directory; choose another output dir")
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            raise ValueError(
+                f"{value!r} is under {str(existing)!r}, which is a file; choose another output dir"
+            )
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"{str(existing)!r} is not writable by this user; choose another output dir")
+        return value
 
 
 class ExecutorConfig(_Strict):
@@ -59,6 +88,51 @@ class ExecutorConfig(_Strict):
         ":8787", description="Where the LocalCluster dashboard listens (moves if taken)."
     )
     retries: int = Field(2, ge=0, description="Times a shard task is retried after a worker dies.")
+
+    @field_validator("address")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme, sep, location = value.partition("://")
+        if not sep or not location:
+            raise ValueError(f"{value!r} is not a scheduler address; use e.g. tcp://host:8786")
+        import distributed.comm  # noqa: F401 - registers the transports; slow, so only when needed
+        from distributed.comm.registry import get_backend
+
+        try:
+            get_backend(scheme)
+        except ValueError as err:
+            raise ValueError(f"{value!r}: {err}; use e.g. tcp://host:8786") from None
+        return value
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_parses(cls, value: str) -> str:
+        if value != "auto":
+            from dask.utils import parse_bytes  # imports dask; only when there is a size to parse
+
+            try:
+                parse_bytes(value)
+            except (ValueError, TypeError):
+                raise ValueError(f"{value!r} is not a size; use 'auto' or e.g. '4GB', '512MiB'") from None
+        return value
+
+    @field_validator("dashboard_address")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        match = _HOST_PORT.match(value)
+        if match is None or int(match["port"]) > 65535:
+            raise ValueError(f"{value!r} is not host:port or :port; use e.g. ':8787' or '127.0.0.1:8787'")
+        host = match["host"].strip("[]")
+        if host:
+            try:
+                socket.getaddrinfo(host, None)
+            except OSError as err:
+                raise ValueError(
+                    f"host {host!r} of {value!r} does not resolve ({err}); use e.g. ':8787'"
+                ) from None
+        return value
 
 
 class PipelineSchema(_Strict):
@@ -91,6 +165,7 @@ class Pipeline:
 
     path: str
     input_files: tuple[str, ...]
+    skipped_input_dirs: tuple[str, ...]  # directories that `input.paths` globs matched; not read
     output_dir: Path
     rejects: bool
     executor: ExecutorConfig
@@ -130,17 +205,33 @@ def _format_pydantic(err: ValidationError, model: type[BaseModel]) -> str:
     return f"key '{where}': {first['msg']}{got_text}"
 
 
-def _resolve_inputs(patterns: list[str], fail) -> tuple[str, ...]:
+def _resolve_inputs(patterns: list[str], fail) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The input files the patterns match, and the directories their globs matched (not read)."""
     files: list[str] = []
+    skipped_dirs: list[str] = []
     for pattern in patterns:
-        matches = sorted(glob.glob(os.path.expanduser(pattern)))
+        expanded = os.path.expanduser(pattern)
+        if not glob.has_magic(expanded) and os.path.isdir(expanded):
+            # The commonest file type in it (`.warc.gz`, `.parquet`) makes the example glob.
+            types = Counter("".join(p.suffixes) for p in Path(expanded).iterdir() if p.is_file())
+            example = os.path.join(pattern.rstrip("/"), "*" + (types.most_common(1)[0][0] if types else ""))
+            fail(
+                f"key 'input.paths': {pattern!r} is a directory; name its files with a glob, e.g. {example!r}"
+            )
+        matches = sorted(glob.glob(expanded))
         if not matches:
             fail(
                 f"key 'input.paths': no file matches {pattern!r}; check the path (relative to {os.getcwd()})"
             )
         files.extend(m for m in matches if os.path.isfile(m))
+        skipped_dirs.extend(m for m in matches if os.path.isdir(m))
+    if not files:
+        fail(
+            f"key 'input.paths': no input file, only directories match {', '.join(map(repr, patterns))}; "
+            "use a glob of files, e.g. 'data/samples/*.warc.gz'"
+        )
     # A file listed twice would be processed twice and duplicate every document.
-    return tuple(dict.fromkeys(files))
+    return tuple(dict.fromkeys(files)), tuple(dict.fromkeys(skipped_dirs))
 
 
 def _stage_spec(entry: Any, index: int, seen: set[str], fail) -> StageSpec:
@@ -149,6 +240,9 @@ def _stage_spec(entry: Any, index: int, seen: set[str], fail) -> StageSpec:
     params = dict(entry)
     stage_name = params.pop("stage")
     stage_id = params.pop("name", None) or stage_name
+    if not isinstance(stage_id, str):
+        key = "name" if "name" in entry and entry["name"] else "stage"
+        fail(f"stages[{index}]: key '{key}' must be a string (got {stage_id!r}), e.g. '{key}: extract'")
     where = f"stages[{index}] ({stage_id})"
     try:
         cls = registry.lookup(str(stage_name))
@@ -161,14 +255,48 @@ def _stage_spec(entry: Any, index: int, seen: set[str], fail) -> StageSpec:
         config = cls.Config(**params)
     except ValidationError as err:
         fail(f"{where}: {_format_pydantic(err, cls.Config)}")
-    return StageSpec(id=str(stage_id), cls=cls, config=config)
+    return StageSpec(id=stage_id, cls=cls, config=config)
 
 
-def load_pipeline(path: str | os.PathLike) -> Pipeline:
-    """Load and fully validate a pipeline file; raise PipelineConfigError naming the bad key."""
+# What the engine itself writes directly under output.dir; a stage writing there would mix files.
+_ENGINE_OUTPUTS = re.compile(r"^(segment-\d+|rejects|stats\.json|funnel\.png)$")
+
+
+def _check_output_dirs(stages: tuple[StageSpec, ...], output_dir: Path, fail) -> None:
+    """Each stage's output directory must be relative, inside output.dir, its own, and not a file."""
+    owners: dict[Path, str] = {}
+    for i, spec in enumerate(stages):
+        key = spec.cls.output_key
+        if key is None:
+            continue
+        value = getattr(spec.config, key)
+        where = f"stages[{i}] ({spec.id}): key '{key}'"
+        relative = Path(os.path.normpath(value))
+        if relative.is_absolute() or relative.parts[:1] in ((), ("..",)):
+            example = spec.cls.Config.model_fields[key].default
+            fail(f"{where}: {value!r} must be a directory inside output.dir, e.g. {example!r}")
+        if _ENGINE_OUTPUTS.match(relative.parts[0]):
+            fail(f"{where}: {value!r} is where the engine writes its own files; choose another name")
+        for other, owner in owners.items():
+            if relative == other or other in relative.parents or relative in other.parents:
+                fail(f"{where}: {value!r} overlaps {str(other)!r} of {owner}; give each writer its own path")
+        for part in (relative, *relative.parents[:-1]):
+            if (output_dir / part).exists() and not (output_dir / part).is_dir():
+                fail(f"{where}: {str(output_dir / part)!r} is a file; remove it or choose another path")
+        owners[relative] = f"stages[{i}] ({spec.id})"
+
+
+def load_pipeline(path: str | os.PathLike, executor_overrides: dict[str, Any] | None = None) -> Pipeline:
+    """Load and fully validate a pipeline file; raise PipelineConfigError naming the bad key.
+
+    `executor_overrides` (command-line flags) replace `executor` keys and are validated like them.
+    """
     path = str(path)
+    overrides = executor_overrides or {}
 
     def fail(message: str):
+        if any(f"'executor.{key}'" in message for key in overrides):
+            message += " (set on the command line)"
         raise PipelineConfigError(f"{path}: {message}")
 
     try:
@@ -183,6 +311,11 @@ def load_pipeline(path: str | os.PathLike) -> Pipeline:
         fail(f"invalid YAML{line}: {getattr(err, 'problem', err)}")
     if not isinstance(raw, dict):
         fail("top level must be a mapping with input, output, stages")
+    if overrides:
+        executor = raw.get("executor") or {}
+        if not isinstance(executor, dict):
+            fail(f"key 'executor' must be a mapping (got {executor!r})")
+        raw = {**raw, "executor": {**executor, **overrides}}
     try:
         schema = PipelineSchema(**raw)
     except ValidationError as err:
@@ -198,14 +331,13 @@ def load_pipeline(path: str | os.PathLike) -> Pipeline:
     if schema.backend == "cudf" and (problem := cudf_problem()) is not None:
         fail(f"key 'backend': 'cudf' cannot run here: {problem}; use 'auto' to fall back to pandas")
 
-    address = schema.executor.address
-    if address is not None and "://" not in address:
-        fail(f"key 'executor.address': {address!r} is not a scheduler address; use e.g. tcp://host:8786")
-    input_files = _resolve_inputs(schema.input.paths, fail)
+    _check_output_dirs(stages, Path(schema.output.dir), fail)
+    input_files, skipped_dirs = _resolve_inputs(schema.input.paths, fail)
 
     return Pipeline(
         path=path,
         input_files=input_files,
+        skipped_input_dirs=skipped_dirs,
         output_dir=Path(schema.output.dir),
         rejects=schema.output.rejects,
         executor=schema.executor,

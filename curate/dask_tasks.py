@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import dask
 from distributed import Client, LocalCluster, as_completed
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,11 +18,23 @@ class TaskFailed(RuntimeError):
     """A task failed after its retries; the message names the task and the error."""
 
 
+class SchedulerUnreachable(RuntimeError):
+    """No Dask scheduler answered at `executor.address`; the message names it and the timeout."""
+
+
 @contextmanager
 def dask_client(executor: ExecutorConfig):
     """A client for the configured scheduler, or for an embedded LocalCluster."""
     if executor.address:
-        with Client(executor.address) as client:
+        timeout = dask.config.get("distributed.comm.timeouts.connect")
+        try:
+            client = Client(executor.address, timeout=timeout)
+        except OSError as err:  # refused, unresolvable host, timed out
+            raise SchedulerUnreachable(
+                f"no Dask scheduler answers at {executor.address} (waited {timeout}, "
+                f"distributed.comm.timeouts.connect): {err}; start one (`dask scheduler`) or fix the address"
+            ) from None
+        with client:
             yield client
         return
     with (

@@ -41,8 +41,10 @@ def lookup(name: str) -> type[Stage]:
         module_name, _, attr = name.partition(":")
         try:
             cls = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise KeyError(f"cannot import stage {name!r}: {err}") from err
+        except (ImportError, AttributeError, ValueError) as err:  # ValueError: no module name
+            raise KeyError(
+                f"cannot import stage {name!r}: {err}; write it as 'package.module:ClassName'"
+            ) from err
         if not (isinstance(cls, type) and issubclass(cls, Stage)):
             raise KeyError(f"{name!r} is not a Stage subclass")
         return cls

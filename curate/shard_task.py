@@ -19,7 +19,7 @@ import pandas as pd
 
 from curate.config import StageSpec
 from curate.part_files import PartWriter, atomic_write_text, read_part
-from curate.stage import DROP_REASON, ShardContext, Stage, StageResult
+from curate.stage import DROP_REASON, ShardContext, Stage, StageError, StageResult
 from curate.stats import StageCounter, content_bytes
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,13 @@ def _guarded(stage: Stage, spec: StageSpec, batch: pd.DataFrame) -> StageResult:
     """Run a stage; if it raises on a batch, retry row by row and drop only the rows that fail.
 
     One pathological document must not fail a shard of thousands; the failures stay counted under
-    `error:<stage id>` and the first traceback is logged.
+    `error:<stage id>` and the first traceback is logged. A `StageError` is no document's fault and
+    fails the shard.
     """
     try:
         return stage.process(batch)
+    except StageError:
+        raise
     except Exception:
         log.warning("stage %s raised on a batch; isolating rows:\n%s", spec.id, traceback.format_exc())
     kept, dropped = [], []

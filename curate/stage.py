@@ -18,6 +18,13 @@ from pydantic import BaseModel, ConfigDict
 DROP_REASON = "drop_reason"
 
 
+class StageError(Exception):
+    """Raised by `process` when no document can get through (e.g. a configured column is missing).
+
+    Other exceptions drop the rows that raise them; this one fails the run, with its message.
+    """
+
+
 class StageConfig(BaseModel):
     """Base of every stage's typed config: unknown keys are errors, values are type-checked."""
 
@@ -60,6 +67,9 @@ class Stage:
     name: ClassVar[str]
     kind: ClassVar[str] = "partition"  # "source", "partition" or "global"
     Config: ClassVar[type[StageConfig]] = StageConfig
+    # The config key naming the directory this stage writes under output.dir, if any; the config
+    # loader checks that it stays inside and is no other stage's.
+    output_key: ClassVar[str | None] = None
 
     def __init__(self, config: StageConfig) -> None:
         self.config = config

@@ -7,15 +7,15 @@ would replace the `fasttext` module (we use `fasttext-numpy2`, whose `predict` w
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
-import threading
-from functools import cache
 from pathlib import Path
 
 import pandas as pd
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from curate.file_hash import file_sha256
+from curate.fasttext_model import checked_model, load_model, model_sha256_matches
+from curate.file_hash import file_sha256  # noqa: F401 - tests/train and bench import it from here
 from curate.registry import register
 from curate.stage import FilterStage, StageConfig
 
@@ -33,22 +33,6 @@ def bundled_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"
 
 
-_load_lock = threading.Lock()
-
-
-@cache
-def load_model(path: str, expected_sha256: str | None):
-    """Load a fastText model once per process, after checking its hash when one is expected."""
-    import fasttext
-
-    if expected_sha256 and file_sha256(Path(path)) != expected_sha256:
-        raise ValueError(
-            f"{path}: sha256 differs from the expected {expected_sha256[:12]}…; wrong or corrupt model"
-        )
-    with _load_lock:
-        return fasttext.load_model(path)
-
-
 class LangIdConfig(StageConfig):
     model_path: str | None = Field(
         None, description="fastText language-id model; default: bundled lid.176.ftz."
@@ -60,12 +44,48 @@ class LangIdConfig(StageConfig):
     threshold: float = Field(0.65, ge=0, le=1, description="Minimum probability of the top language.")
     max_chars: int = Field(10_000, gt=0, description="Characters of each document the model reads.")
 
+    # Field validators, each reading only fields declared above it, so that an error names its key.
     @field_validator("model_path")
     @classmethod
-    def _model_exists(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"model file {value!r} does not exist")
+    def _model_loads(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not Path(value).is_file():
+                raise ValueError(f"model file {value!r} does not exist")
+            checked_model(value, "point model_path at a fastText language-id model such as lid.176.ftz")
         return value
+
+    _model_hash_matches = field_validator("model_sha256")(model_sha256_matches)
+
+    @field_validator("languages")
+    @classmethod
+    def _model_knows_languages(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if not value or "model_path" not in info.data or "model_sha256" not in info.data:
+            return value  # nothing to check, or the model itself is already an error
+        try:
+            path, sha256 = _model_file(info.data["model_path"], info.data["model_sha256"])
+            labels = load_model(path, sha256).get_labels()
+        except (OSError, ValueError) as err:  # no bundled model, or not the one we ship
+            raise ValueError(f"cannot check the languages: {err}") from None
+        known = sorted(label.removeprefix("__label__") for label in labels)
+        unknown = [lang for lang in value if lang not in known]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0].lower(), known, n=1)
+            hint = (
+                f"did you mean {close[0]!r}"
+                if close
+                else "the labels are ISO 639 codes, e.g. 'en' for English"
+            )
+            raise ValueError(
+                f"{unknown[0]!r} is not a language of {Path(path).name}; {hint}; it knows: {', '.join(known)}"
+            )
+        return value
+
+
+def _model_file(model_path: str | None, model_sha256: str | None) -> tuple[str, str | None]:
+    """The model file to read and the sha256 to check it against (the bundled lid.176 when unset)."""
+    if model_path is None:
+        return str(bundled_model_path()), LID176_SHA256
+    return model_path, model_sha256
 
 
 @register
@@ -77,10 +97,7 @@ class LangId(FilterStage):
 
     def __init__(self, config: LangIdConfig) -> None:
         super().__init__(config)
-        if config.model_path is None:
-            self.model_path, self.sha256 = str(bundled_model_path()), LID176_SHA256
-        else:
-            self.model_path, self.sha256 = config.model_path, config.model_sha256
+        self.model_path, self.sha256 = _model_file(config.model_path, config.model_sha256)
         self.languages = set(config.languages)
 
     def score(self, batch: pd.DataFrame) -> pd.DataFrame:

@@ -149,6 +149,7 @@ class Tokenize(GlobalStage):
 
     name = "tokenize"
     Config = TokenizeConfig
+    output_key = "output"
 
     def run(self, ctx: GlobalContext) -> GlobalResult:
         cfg = self.config

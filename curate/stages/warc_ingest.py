@@ -15,6 +15,8 @@ from the very first stage. Why each reason exists:
 - `decode_error`: no charset (declared in HTTP, declared in `<meta>`, or detected) turns the body into
   text, the body's transfer/content encoding cannot be undone, or what decodes is mostly control or
   replacement characters, i.e. binary served as text.
+- `empty_file`: the input file has zero bytes (an interrupted download or copy); one row says so,
+  so that the file shows in the funnel instead of vanishing.
 - `warc_corrupt`: the file itself is broken (truncated gzip member, garbage between records, a record
   shorter than its Content-Length), or it is gzipped as one stream instead of one member per record
   (`warcio recompress` fixes that). Nothing after the break can be located reliably, so reading stops
@@ -193,6 +195,10 @@ class WarcIngest(SourceStage):
 
     def _rows(self, fh: BinaryIO, source: str) -> Iterator[_Row]:
         size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            log.warning("%s: empty file (0 bytes)", source)
+            yield _Row(offset=0, values={"id": f"{source}#offset=0", "source": source}, reason="empty_file")
+            return
         records = ArchiveIterator(fh, no_record_parse=True)
         offset = 0
         while True:
@@ -395,7 +401,7 @@ def _decode(body: bytes, declared: str | None) -> tuple[str, str] | None:
         tried.add(codec)
         try:
             text = body.decode(codec, errors="strict")
-        except UnicodeDecodeError:
+        except UnicodeError:  # UnicodeDecodeError, and the bare UnicodeError of e.g. `undefined`
             continue
         if _plausible(text):
             return text, codec
@@ -409,12 +415,18 @@ def _decode(body: bytes, declared: str | None) -> tuple[str, str] | None:
 
 
 def _codec(label: str) -> str | None:
-    """Python's codec name for a charset label (browser supersets applied), or None if unknown."""
+    """Python's codec name for a charset label (browser supersets applied), or None if unknown.
+
+    Labels of Python's bytes-to-bytes codecs (`hex`, `base64`, `zlib`, ...) count as unknown: they
+    name no text encoding, and `bytes.decode` refuses them.
+    """
     try:
-        name = codecs.lookup(label.strip()).name
+        info = codecs.lookup(label.strip())
     except LookupError:
         return None
-    return _SUPERSETS.get(name, name)
+    if not getattr(info, "_is_text_encoding", True):
+        return None
+    return _SUPERSETS.get(info.name, info.name)
 
 
 def _plausible(text: str) -> bool:

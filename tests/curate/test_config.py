@@ -153,3 +153,139 @@ def test_every_shipped_pipeline_file_is_valid(pipeline, write_pipeline, warc, tm
     config["output"]["dir"] = str(tmp_path / "out")
     loaded = load_pipeline(write_pipeline(config))
     assert [s.id for s in loaded.stages] == [s.get("name", s["stage"]) for s in config["stages"]]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [
+        ("memory_limit", "lots", "'lots' is not a size"),
+        ("dashboard_address", "not an address", "is not host:port or :port"),
+        ("dashboard_address", "nohost.invalid:8787", "does not resolve"),
+        ("address", "foo://bar", "unknown address scheme 'foo'"),
+        ("address", "tcp://", "is not a scheduler address"),
+    ],
+)
+def test_executor_values_dask_cannot_use_are_config_errors(write_pipeline, warc, tmp_path, key, value, error):
+    message = error_of(write_pipeline(base(warc, tmp_path, executor={key: value})))
+    assert f"key 'executor.{key}'" in message and error in message
+
+
+def test_executor_values_dask_accepts_load(write_pipeline, warc, tmp_path):
+    executor = {
+        "memory_limit": "512MiB",
+        "dashboard_address": "127.0.0.1:0",
+        "address": "tcp://127.0.0.1:8786",
+    }
+    assert (
+        load_pipeline(write_pipeline(base(warc, tmp_path, executor=executor))).executor.memory_limit
+        == "512MiB"
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"workers": -1}, "key 'executor.workers'"),
+        ({"workers": 0}, "key 'executor.workers'"),
+        ({"address": "localhost:8786"}, "key 'executor.address'"),
+    ],
+)
+def test_command_line_overrides_are_validated_like_the_file(write_pipeline, warc, tmp_path, overrides, error):
+    path = write_pipeline(base(warc, tmp_path))
+    with pytest.raises(PipelineConfigError, match=rf"{error}.*\(set on the command line\)"):
+        load_pipeline(path, overrides)
+    assert load_pipeline(path, {"workers": 3}).executor.workers == 3
+
+
+def test_cli_run_refuses_bad_overrides_before_any_work(write_pipeline, warc, tmp_path):
+    path = write_pipeline(base(warc, tmp_path))
+    for flags in (["--workers", "-1"], ["--workers", "0"], ["--address", "localhost:8786"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "curate.cli", "run", str(path), *flags],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 2, (flags, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "(set on the command line)" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_output_dir_that_cannot_be_a_directory(write_pipeline, warc, tmp_path, where):
+    (tmp_path / "taken").write_text("not a directory")
+    out = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "out"
+    message = error_of(write_pipeline(base(warc, tmp_path, output={"dir": str(out)})))
+    assert "key 'output.dir'" in message and "choose another output dir" in message
+
+
+def test_unwritable_output_dir(write_pipeline, warc, tmp_path, monkeypatch):
+    # Root may write anywhere, so the permission itself is simulated.
+    monkeypatch.setattr("curate.config.os.access", lambda path, mode: False)
+    message = error_of(write_pipeline(base(warc, tmp_path)))
+    assert "key 'output.dir'" in message and "is not writable" in message
+
+
+def writers(*paths: str) -> list[dict]:
+    kinds = ["write_parquet", "write_jsonl"]
+    return [{"stage": "warc_ingest"}] + [{"stage": kinds[i % 2], "path": p} for i, p in enumerate(paths)]
+
+
+@pytest.mark.parametrize(
+    ("paths", "error"),
+    [
+        (["../escaped"], "stages[1] (write_parquet): key 'path': '../escaped' must be a directory inside"),
+        (["/abs/dir"], "'/abs/dir' must be a directory inside output.dir"),
+        (["."], "'.' must be a directory inside output.dir"),
+        (["a/../.."], "must be a directory inside output.dir"),
+        (["same", "same"], "stages[2] (write_jsonl): key 'path': 'same' overlaps 'same' of stages[1]"),
+        (["data", "data/jsonl"], "'data/jsonl' overlaps 'data'"),
+        (["rejects"], "is where the engine writes its own files"),
+        (["segment-00"], "is where the engine writes its own files"),
+    ],
+)
+def test_writer_paths_stay_inside_the_output_dir_and_apart(write_pipeline, warc, tmp_path, paths, error):
+    assert error in error_of(write_pipeline(base(warc, tmp_path, stages=writers(*paths))))
+
+
+def test_writer_path_that_is_an_existing_file(write_pipeline, warc, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "dataset").write_text("a file")
+    message = error_of(write_pipeline(base(warc, tmp_path, stages=writers("dataset/sub"))))
+    assert "key 'path'" in message and "is a file" in message
+
+
+def test_no_input_listed(write_pipeline, warc, tmp_path):
+    message = error_of(write_pipeline(base(warc, tmp_path, input={"paths": []})))
+    assert "key 'input.paths'" in message and "no input listed" in message
+
+
+def test_a_directory_as_input_suggests_a_glob(write_pipeline, tmp_path):
+    (tmp_path / "crawl").mkdir()
+    for name in ("a.warc.gz", "b.warc.gz", "README.md"):
+        (tmp_path / "crawl" / name).write_bytes(b"")
+    message = error_of(write_pipeline(base(str(tmp_path / "crawl"), tmp_path)))
+    assert "is a directory; name its files with a glob" in message and "crawl/*.warc.gz" in message
+
+
+def test_a_glob_of_only_directories_is_an_error_and_matched_directories_are_reported(
+    write_pipeline, warc, tmp_path
+):
+    (tmp_path / "crawl" / "sub").mkdir(parents=True)
+    message = error_of(write_pipeline(base(str(tmp_path / "crawl" / "*"), tmp_path)))
+    assert "key 'input.paths': no input file, only directories match" in message
+    (tmp_path / "crawl" / "a.warc.gz").write_bytes(b"")
+    pipeline = load_pipeline(write_pipeline(base(str(tmp_path / "crawl" / "*"), tmp_path)))
+    assert pipeline.input_files == (str(tmp_path / "crawl" / "a.warc.gz"),)
+    assert pipeline.skipped_input_dirs == (str(tmp_path / "crawl" / "sub"),)
+
+
+@pytest.mark.parametrize(
+    ("entry", "error"),
+    [
+        ({"stage": "extract", "name": ["x"]}, "stages[1]: key 'name' must be a string"),
+        ({"stage": ["extract"]}, "stages[1]: key 'stage' must be a string"),
+        ({"stage": ":Foo"}, "stages[1] (:Foo): cannot import stage ':Foo'"),
+    ],
+)
+def test_stage_and_name_that_are_no_names(write_pipeline, warc, tmp_path, entry, error):
+    config = base(warc, tmp_path, stages=[{"stage": "warc_ingest"}, entry])
+    assert error in error_of(write_pipeline(config))

@@ -373,3 +373,29 @@ def test_config_is_registered_typed_and_strict():
         WarcIngest.Config(max_body_byte=10)
     with pytest.raises(ValidationError):
         WarcIngest.Config(batch_size=0)
+
+
+@pytest.mark.parametrize(
+    "label", ["hex", "rot13", "base64", "zlib", "bz2", "uu", "quopri", "punycode", "undefined"]
+)
+@pytest.mark.parametrize("declared_in", ["http", "meta"])
+def test_a_charset_that_is_no_text_encoding_is_skipped_not_raised(tmp_path, label, declared_in):
+    # Python knows these names, but as bytes-to-bytes codecs or ones that always fail: a page declaring
+    # one is read like a page declaring an unknown charset (UTF-8, then detection).
+    page = PAGE.replace("<body>", f'<head><meta charset="{label}"></head><body>')
+    content_type = f"text/html; charset={label}" if declared_in == "http" else "text/html"
+    b = WarcBuilder()
+    b.response("https://odd.example/", page.encode(), content_type=content_type)
+    b.response("https://binary.example/", bytes(range(256)) * 8, content_type=content_type)
+    kept, dropped = read_all(b.save(tmp_path / "odd.warc.gz"))
+    assert list(kept["url"]) == ["https://odd.example/"] and kept["html"].iloc[0] == page
+    assert kept["charset"].iloc[0] == "utf-8"
+    assert list(dropped[DROP_REASON]) == ["decode_error"]
+
+
+def test_a_zero_byte_file_is_one_empty_file_row(tmp_path):
+    path = tmp_path / "cut.warc.gz"
+    path.write_bytes(b"")
+    kept, dropped = read_all(path)
+    assert kept.empty and list(dropped[DROP_REASON]) == ["empty_file"]
+    assert dropped["id"].iloc[0] == f"{path}#offset=0"
