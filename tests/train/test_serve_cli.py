@@ -1,0 +1,32 @@
+"""`train serve` and `train generate` flags: a bad one is one line naming it, before the model loads."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.train.test_cli import one_line_error
+
+
+@pytest.fixture
+def junk_checkpoint(tmp_path):
+    """A checkpoint directory whose weights cannot load: an error about them means the model was read."""
+    (tmp_path / "state.json").write_text('{"model": {}}')
+    (tmp_path / "model.safetensors").write_text("junk")
+    return tmp_path
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_serve_refuses_a_port_out_of_range(capsys, junk_checkpoint, port):
+    err = one_line_error(capsys, ["serve", "--checkpoint", str(junk_checkpoint), "--port", port])
+    assert "argument --port:" in err and "is not a port number (0 to 65535)" in err
+
+
+def test_serve_refuses_a_taken_port_before_loading_the_model(capsys, junk_checkpoint):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        err = one_line_error(capsys, ["serve", "--checkpoint", str(junk_checkpoint), "--port", port])
+    assert f"--port {port}: cannot bind (Address already in use); pick another --port" in err
