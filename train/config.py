@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from train.data import DataSource
 from train.model import PRESETS, VOCAB_MULTIPLE, ModelConfig, preset_config
+from train.user_files import check_output_dir
 
 
 class ConfigError(ValueError):
@@ -93,6 +94,11 @@ class PretrainConfig(BaseModel):
             if not source.path.is_dir():
                 raise ValueError(f"data directory {source.path} does not exist")
         return value
+
+    @field_validator("out")
+    @classmethod
+    def _out_is_a_directory(cls, value: Path) -> Path:
+        return check_output_dir(value)
 
     @field_validator("preset")
     @classmethod

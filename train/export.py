@@ -34,8 +34,9 @@ from curate.file_hash import file_sha256
 from train.checkpoint import MODEL_FILE, read_state, strip_wrapper_prefixes
 from train.evaluate import resolve_checkpoint
 from train.finetune.chat_template import TOKENIZER_CONFIG_FILE, read_tokenizer_config, token_text
-from train.finetune.save import save_model_checkpoint
+from train.finetune.save import check_new_run_dir, save_model_checkpoint
 from train.model import ModelConfig, Transformer
+from train.user_files import check_output_dir
 
 # Our names → HF Llama's, for the model-level tensors and for those of every block.
 _GLOBAL_NAMES = {
@@ -158,6 +159,7 @@ def export_checkpoint(
     """Write checkpoint `checkpoint` (or a run directory's newest) as an HF Llama directory `out`, in
     `dtype` (default: the checkpoint's); `eos_token` names the end token of a checkpoint without a
     tokenizer config (see `chat_template.read_tokenizer_config`)."""
+    check_output_dir(out, "--hf")
     checkpoint = resolve_checkpoint(checkpoint)
     cfg = ModelConfig(**read_state(checkpoint)["model"])
     weights = strip_wrapper_prefixes(load_file(checkpoint / MODEL_FILE))
@@ -198,6 +200,7 @@ def export_checkpoint(
 
 def import_checkpoint(hf_dir: Path, out: Path) -> Path:
     """Write the HF Llama directory `hf_dir` as a checkpoint of a new run directory `out`; return it."""
+    check_new_run_dir(out)
     config_file = hf_dir / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file} does not exist; is {hf_dir} a Hugging Face model directory?")

@@ -96,3 +96,20 @@ def test_eval_errors_are_one_line(capsys, shards, tmp_path):
     assert "is neither a checkpoint nor a run directory" in err
     err = one_line_error(capsys, ["eval", str(tmp_path), "--data", str(shards), "--micro-batch-size", "0"])
     assert "--micro-batch-size must be positive" in err
+
+
+@pytest.mark.parametrize("under_file", [False, True])
+def test_an_output_directory_that_is_a_file_is_refused_before_any_work(capsys, shards, tmp_path, under_file):
+    file = tmp_path / "taken"
+    file.write_text("")
+    out = file / "run" if under_file else file
+    expected = f"{out} is under {file}, which is a file" if under_file else f"{out} is a file"
+    missing = str(tmp_path / "missing")
+    for argv, flag in [
+        (["pretrain", "--data", str(shards), "--preset", "tiny", "--out", str(out)], "--out"),
+        (["finetune", "sft", "--base", missing, "--data", missing, "--out", str(out)], "--out"),
+        (["finetune", "merge", missing, "--out", str(out)], "--out"),
+        (["export", "--checkpoint", missing, "--hf", str(out)], "--hf"),
+        (["import", "--hf", missing, "--out", str(out)], "--out"),
+    ]:
+        assert f"error: {flag}: {expected}; name a directory" in one_line_error(capsys, argv), argv

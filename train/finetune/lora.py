@@ -24,7 +24,7 @@ from torch import nn
 from curate.part_files import atomic_write_text
 from train.checkpoint import load_weights, read_state
 from train.finetune.chat_template import TOKENIZER_CONFIG_FILE, write_tokenizer_config
-from train.finetune.save import save_model_checkpoint
+from train.finetune.save import check_new_run_dir, save_model_checkpoint
 from train.model import ModelConfig, Transformer
 
 # Target names → the layers of a `train.model.Block` they adapt.
@@ -142,6 +142,10 @@ def save_adapter(
 
 def load_adapted_model(adapter_dir: Path) -> tuple[Transformer, dict]:
     """The base model of a saved adapter with the adapter applied, and the adapter's config."""
+    if not (adapter_dir / ADAPTER_CONFIG).is_file():
+        raise FileNotFoundError(
+            f"{adapter_dir} is not a LoRA adapter (no {ADAPTER_CONFIG}); give the adapter/ of a --lora-rank run"
+        )
     config = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())
     base = Path(config["state"]["base"])
     if not (base / "state.json").is_file():
@@ -161,6 +165,7 @@ def load_adapted_model(adapter_dir: Path) -> tuple[Transformer, dict]:
 
 def merge_adapter(adapter_dir: Path, out: Path) -> Path:
     """Fold a saved adapter into its base and write the result as a normal checkpoint under `out`."""
+    check_new_run_dir(out)
     model, config = load_adapted_model(adapter_dir)
     merge_lora(model)
     state = {**config["state"], "adapter": str(adapter_dir.resolve())}
