@@ -27,11 +27,11 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tokenizers import Tokenizer
 
 from curate.file_hash import file_sha256
-from train.checkpoint import MODEL_FILE, read_state, strip_wrapper_prefixes
+from train.checkpoint import MODEL_FILE, read_safetensors, read_state, strip_wrapper_prefixes
 from train.evaluate import resolve_checkpoint
 from train.finetune.chat_template import TOKENIZER_CONFIG_FILE, read_tokenizer_config, token_text
 from train.finetune.save import check_new_run_dir, save_model_checkpoint
@@ -162,7 +162,7 @@ def export_checkpoint(
     check_output_dir(out, "--hf")
     checkpoint = resolve_checkpoint(checkpoint)
     cfg = ModelConfig(**read_state(checkpoint)["model"])
-    weights = strip_wrapper_prefixes(load_file(checkpoint / MODEL_FILE))
+    weights = strip_wrapper_prefixes(read_safetensors(checkpoint / MODEL_FILE))
     with torch.device("meta"):  # names and shapes only, no memory
         expected = {k: v.shape for k, v in Transformer(cfg).state_dict().items()}
     if {k: v.shape for k, v in weights.items()} != expected:
@@ -247,11 +247,11 @@ def _read_hf_weights(hf_dir: Path) -> dict[str, torch.Tensor]:
     """model.safetensors, or the shards named by model.safetensors.index.json."""
     single, index = hf_dir / "model.safetensors", hf_dir / "model.safetensors.index.json"
     if single.is_file():
-        return load_file(single)
+        return read_safetensors(single)
     if index.is_file():
         weights = {}
         for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
-            weights.update(load_file(hf_dir / shard))
+            weights.update(read_safetensors(hf_dir / shard))
         return weights
     raise FileNotFoundError(
         f"{hf_dir} has no model.safetensors (or index); pickled pytorch_model.bin files are not read, "

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
+from tests.train.serve_checkpoint import write_checkpoint
 from train.cli import main
 from train.config import load_pretrain_config
 
@@ -89,6 +92,21 @@ def test_flags_override_the_config_file(shards, other_shards, tmp_path):
     assert [(s.path, s.weight) for s in cfg.data] == [(shards, 3.0), (other_shards, 1.0)]
     model = cfg.build_model_config(vocab_size=320)
     assert (model.n_layer, model.d_model, model.n_kv_head, model.max_seq_len) == (5, 96, 2, 256)
+
+
+def test_junk_weights_are_one_line_naming_the_file(capsys, shards, tokenizer_file, tmp_path):
+    checkpoint = write_checkpoint(tmp_path, tokenizer_file, max_seq_len=64)
+    state = json.loads((checkpoint / "state.json").read_text())
+    state.update(trajectory={"seq_len": 64, "seed": 0, "valid_fraction": 0.0}, tokenizer_sha256=None)
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    (checkpoint / "model.safetensors").write_text("not tensors")
+    expected = f"{checkpoint / 'model.safetensors'} is not a valid safetensors checkpoint"
+    for argv in (
+        ["eval", str(checkpoint), "--data", str(shards)],
+        ["generate", "--checkpoint", str(checkpoint), "--prompt", "The cat"],
+        ["export", "--checkpoint", str(checkpoint), "--hf", str(tmp_path / "hf")],
+    ):
+        assert expected in one_line_error(capsys, argv), argv
 
 
 def test_eval_errors_are_one_line(capsys, shards, tmp_path):

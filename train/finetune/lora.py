@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from curate.part_files import atomic_write_text
-from train.checkpoint import load_weights, read_state
+from train.checkpoint import load_weights, read_safetensors, read_state
 from train.finetune.chat_template import TOKENIZER_CONFIG_FILE, write_tokenizer_config
 from train.finetune.save import check_new_run_dir, save_model_checkpoint
 from train.model import ModelConfig, Transformer
@@ -156,7 +156,7 @@ def load_adapted_model(adapter_dir: Path) -> tuple[Transformer, dict]:
     model = Transformer(ModelConfig(**state["model"]))
     load_weights(base, model)
     apply_lora(model, LoRASettings(**config["lora"]))
-    weights = load_file(adapter_dir / ADAPTER_WEIGHTS)
+    weights = read_safetensors(adapter_dir / ADAPTER_WEIGHTS)
     if set(weights) != set(adapter_state_dict(model)):
         raise ValueError(f"{adapter_dir / ADAPTER_WEIGHTS} does not hold the adapters its config describes")
     model.load_state_dict(weights, strict=False)
