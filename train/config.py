@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from train.data import DataSource
 from train.model import PRESETS, VOCAB_MULTIPLE, ModelConfig, preset_config
-from train.user_files import check_output_dir
+from train.user_files import check_output_dir, read_text
 
 
 class ConfigError(ValueError):
@@ -184,10 +184,8 @@ def load_pretrain_config(config_file: Path | None, overrides: dict[str, Any]) ->
     """Defaults, then the YAML file, then `overrides` (from flags; `model` is merged key by key)."""
     values: dict[str, Any] = {}
     if config_file is not None:
-        if not config_file.is_file():
-            raise ConfigError(f"--config: {config_file} does not exist")
         try:
-            values = yaml.safe_load(config_file.read_text()) or {}
+            values = yaml.safe_load(read_text(config_file, "--config")) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{config_file}: not valid YAML ({str(err).splitlines()[0]})") from None
         if not isinstance(values, dict):

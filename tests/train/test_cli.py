@@ -65,6 +65,10 @@ def test_config_file_errors_name_the_file_and_key(capsys, shards, tmp_path):
     assert f"{path}: key 'lrr': unknown setting" in one_line_error(
         capsys, ["pretrain", "--config", str(path)]
     )
+    path.write_bytes(b"lr: 0.1\n\xff\n")
+    assert f"--config: {path} is not UTF-8 text (byte 8)" in one_line_error(
+        capsys, ["pretrain", "--config", str(path)]
+    )
     path.write_text("data: [unclosed")
     assert "not valid YAML" in one_line_error(capsys, ["pretrain", "--config", str(path)])
     missing = tmp_path / "missing.yaml"

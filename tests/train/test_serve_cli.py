@@ -30,3 +30,30 @@ def test_serve_refuses_a_taken_port_before_loading_the_model(capsys, junk_checkp
         port = str(taken.getsockname()[1])
         err = one_line_error(capsys, ["serve", "--checkpoint", str(junk_checkpoint), "--port", port])
     assert f"--port {port}: cannot bind (Address already in use); pick another --port" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist"),
+        (b"\n  \n", "holds no prompts (one a line)"),
+        (b"The cat\n\xff\n", "is not UTF-8 text (byte 8)"),
+    ],
+)
+def test_generate_names_the_prompts_file_that_cannot_be_read(
+    capsys, junk_checkpoint, tmp_path, content, message
+):
+    prompts = tmp_path / "prompts.txt"
+    if content is not None:
+        prompts.write_bytes(content)
+    err = one_line_error(
+        capsys, ["generate", "--checkpoint", str(junk_checkpoint), "--prompts-file", str(prompts)]
+    )
+    assert f"--prompts-file: {prompts} {message}" in err
+
+
+def test_generate_refuses_a_directory_as_prompts_file(capsys, junk_checkpoint, tmp_path):
+    err = one_line_error(
+        capsys, ["generate", "--checkpoint", str(junk_checkpoint), "--prompts-file", str(tmp_path)]
+    )
+    assert f"--prompts-file: {tmp_path} is a directory, not a file" in err

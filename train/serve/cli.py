@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from train.serve.config import EngineConfig
 from train.serve.sampling_params import SamplingParams
+from train.user_files import read_text
 
 API_KEY_ENV = "TRAIN_SERVE_API_KEY"
 
@@ -157,7 +158,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     prompts = list(args.prompt)
     if args.prompts_file is not None:
-        prompts += [line for line in args.prompts_file.read_text().splitlines() if line.strip()]
+        lines = [line for line in read_text(args.prompts_file, "--prompts-file").splitlines() if line.strip()]
+        if not lines:
+            raise ValueError(f"--prompts-file: {args.prompts_file} holds no prompts (one a line)")
+        prompts += lines
     if not prompts:
         raise ValueError("no prompts: give --prompt TEXT or --prompts-file FILE")
     params = _build(SamplingParams, args)
