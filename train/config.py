@@ -25,7 +25,7 @@ class ConfigError(ValueError):
 class PretrainConfig(BaseModel):
     """Everything a pretraining run depends on."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     data: list[DataSource] = Field(min_length=1, description="Shard directories to blend: DIR or DIR:WEIGHT.")
     out: Path = Field(description="Run directory: checkpoints/, metrics.jsonl, loss_curve.png, config.json.")
@@ -111,6 +111,8 @@ class PretrainConfig(BaseModel):
     def _consistent(self) -> PretrainConfig:
         if "max_seq_len" in self.model:
             raise ValueError("model.max_seq_len follows seq_len; set seq_len instead")
+        if "vocab_size" in self.model:
+            raise ValueError("model.vocab_size comes from the shards' tokenizer (metadata.json); remove it")
         try:
             shape = self.build_model_config(vocab_size=VOCAB_MULTIPLE)
         except ValidationError as err:

@@ -37,6 +37,8 @@ def one_line_error(capsys, argv: list[str]) -> str:
             "global_batch_size 10 is not divisible by micro_batch_size 4",
         ),
         (["--data", "{shards}", "--lr", "fast"], "--lr: Input should be a valid number"),
+        (["--data", "{shards}", "--lr", "inf"], "--lr: Input should be a finite number"),
+        (["--data", "{shards}", "--rope-theta", "nan"], "model.rope_theta: Input should be a finite number"),
         (
             ["--data", "{shards}", "--micro-batch-size", "0"],
             "--micro-batch-size: Input should be greater than 0",
@@ -63,6 +65,18 @@ def test_config_file_errors_name_the_file_and_key(capsys, shards, tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"data": [str(shards)], "out": str(tmp_path / "r"), "lrr": 0.1}))
     assert f"{path}: key 'lrr': unknown setting" in one_line_error(
+        capsys, ["pretrain", "--config", str(path)]
+    )
+    path.write_text(
+        yaml.safe_dump({"data": [{"path": str(shards), "weight": 0}], "out": str(tmp_path / "r")})
+    )
+    assert f"{path}: key 'data': data {shards}: weight must be a positive number, got 0" in one_line_error(
+        capsys, ["pretrain", "--config", str(path)]
+    )
+    path.write_text(
+        yaml.safe_dump({"data": [str(shards)], "out": str(tmp_path / "r"), "model": {"vocab_size": 5}})
+    )
+    assert "model.vocab_size comes from the shards' tokenizer" in one_line_error(
         capsys, ["pretrain", "--config", str(path)]
     )
     path.write_bytes(b"lr: 0.1\n\xff\n")

@@ -57,3 +57,8 @@ def test_generate_refuses_a_directory_as_prompts_file(capsys, junk_checkpoint, t
         capsys, ["generate", "--checkpoint", str(junk_checkpoint), "--prompts-file", str(tmp_path)]
     )
     assert f"--prompts-file: {tmp_path} is a directory, not a file" in err
+
+
+def test_generate_refuses_an_infinite_temperature(capsys, junk_checkpoint):
+    argv = ["generate", "--checkpoint", str(junk_checkpoint), "--prompt", "The cat", "--temperature", "inf"]
+    assert "--temperature: Input should be a finite number" in one_line_error(capsys, argv)

@@ -15,7 +15,7 @@ from train.user_files import check_output_dir
 class FinetuneConfig(BaseModel):
     """Everything a finetuning run depends on."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     method: Literal["sft", "dpo"] = Field(
         "sft", description="sft: learn the responses; dpo: learn preferences."

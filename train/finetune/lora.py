@@ -44,7 +44,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 class LoRASettings(BaseModel):
     """Shape of the adapters."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     rank: int = Field(gt=0, description="Rank r of B A.")
     alpha: float = Field(gt=0, description="The update is scaled by alpha / rank.")
