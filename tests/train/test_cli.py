@@ -125,6 +125,10 @@ def test_junk_weights_are_one_line_naming_the_file(capsys, shards, tokenizer_fil
         ["export", "--checkpoint", str(checkpoint), "--hf", str(tmp_path / "hf")],
     ):
         assert expected in one_line_error(capsys, argv), argv
+    # The data is checked before the weights are read.
+    missing = tmp_path / "no-shards"
+    err = one_line_error(capsys, ["eval", str(checkpoint), "--data", str(missing)])
+    assert f"data directory {missing} does not exist" in err
 
 
 def test_eval_errors_are_one_line(capsys, shards, tmp_path):
