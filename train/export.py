@@ -57,6 +57,15 @@ _BLOCK_NAMES = {
 }
 # Tensors with one row per vocabulary entry (padded to a multiple of 128 on our side only).
 _VOCAB_ROWS = ("tok_emb.weight", "output.weight")
+# config.json keys without a LlamaConfig default that train.model can assume.
+_HF_REQUIRED = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "max_position_embeddings",
+)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -126,6 +135,9 @@ def model_config_from_hf(config: dict, source: Path) -> ModelConfig:
 
     if config.get("model_type") != "llama":
         raise refuse(f"model_type is {config.get('model_type')!r}, not 'llama'")
+    missing = [key for key in _HF_REQUIRED if key not in config]
+    if missing:
+        raise ValueError(f"{source}: lacks {', '.join(missing)}; is it a Llama config.json?")
     if config.get("hidden_act", "silu") != "silu":
         raise refuse(f"hidden_act is {config['hidden_act']!r}, not 'silu'")
     if config.get("attention_bias") or config.get("mlp_bias"):
@@ -204,7 +216,12 @@ def import_checkpoint(hf_dir: Path, out: Path) -> Path:
     config_file = hf_dir / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file} does not exist; is {hf_dir} a Hugging Face model directory?")
-    config = json.loads(config_file.read_text())
+    try:
+        config = json.loads(config_file.read_text())
+    except ValueError as err:  # not JSON, or not UTF-8
+        raise ValueError(f"{config_file}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_file}: expected a JSON object, got {type(config).__name__}")
     cfg = model_config_from_hf(config, config_file)
     if not (hf_dir / "tokenizer.json").is_file():
         raise FileNotFoundError(
