@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.distributed.checkpoint.state_dict import (
@@ -57,7 +58,16 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 def read_state(path: Path) -> dict:
     """`state.json` of a checkpoint directory."""
-    return json.loads((path / STATE_FILE).read_text())
+    file = path / STATE_FILE
+    try:
+        state = json.loads(file.read_text())
+    except ValueError as err:  # not JSON, or not UTF-8
+        raise ValueError(f"{file}: not valid JSON ({err}); the checkpoint is damaged") from None
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"{file}: expected a JSON object, got {type(state).__name__}; the checkpoint is damaged"
+        )
+    return state
 
 
 def save_checkpoint(
@@ -102,12 +112,12 @@ def save_checkpoint(
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, env: DistEnv) -> dict:
     """Restore weights, optimizer and this rank's RNG states from `path`; return its `state.json`."""
     load_weights(path, model)
-    optim_state = torch.load(path / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
+    optim_state = _torch_load(path / OPTIMIZER_FILE)
     set_optimizer_state_dict(model, optimizer, optim_state, options=StateDictOptions(full_state_dict=True))
     rng = path / f"rng-rank{env.rank:05d}.pt"
     # A run resumed on more ranks than it was saved with: the new ranks keep their freshly seeded state.
     if rng.is_file():
-        restore_rng(torch.load(rng, weights_only=True))
+        restore_rng(_torch_load(rng))
     return read_state(path)
 
 
@@ -117,7 +127,7 @@ def load_weights(path: Path, model: nn.Module) -> None:
     Keys saved from a compiled or DDP-wrapped model (`_orig_mod.`, `module.`) load too.
     """
     file = path / MODEL_FILE if path.is_dir() else path
-    weights = strip_wrapper_prefixes(load_file(file))
+    weights = strip_wrapper_prefixes(read_safetensors(file))
     # set_model_state_dict reports unexpected keys but leaves missing ones at their random init.
     missing = sorted(set(get_model_state_dict(model)) - set(weights))
     if missing:
@@ -125,6 +135,27 @@ def load_weights(path: Path, model: nn.Module) -> None:
             f"{file} lacks {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}: not this model's weights"
         )
     set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True, strict=True))
+
+
+def read_safetensors(file: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, on CPU; an error naming the file when it is missing or damaged."""
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} does not exist")
+    try:
+        return load_file(file)
+    except SafetensorError as err:
+        raise ValueError(f"{file} is not a valid safetensors checkpoint ({err})") from None
+
+
+def _torch_load(file: Path):
+    """A file `torch.save` wrote (tensors and plain containers only); an error naming it when damaged."""
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    # Damaged bytes fail anywhere in the unpickler (EOFError, KeyError, struct.error, RuntimeError, ...);
+    # every failure is re-raised with its type, and the file named.
+    except Exception as err:
+        why = f"{type(err).__name__}: {str(err).splitlines()[0]}" if str(err) else type(err).__name__
+        raise ValueError(f"{file} is damaged: not a file torch.save wrote ({why})") from None
 
 
 def strip_wrapper_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

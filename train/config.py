@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from train.data import DataSource
 from train.model import PRESETS, VOCAB_MULTIPLE, ModelConfig, preset_config
+from train.user_files import check_output_dir, read_text
 
 
 class ConfigError(ValueError):
@@ -24,7 +25,7 @@ class ConfigError(ValueError):
 class PretrainConfig(BaseModel):
     """Everything a pretraining run depends on."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     data: list[DataSource] = Field(min_length=1, description="Shard directories to blend: DIR or DIR:WEIGHT.")
     out: Path = Field(description="Run directory: checkpoints/, metrics.jsonl, loss_curve.png, config.json.")
@@ -94,6 +95,11 @@ class PretrainConfig(BaseModel):
                 raise ValueError(f"data directory {source.path} does not exist")
         return value
 
+    @field_validator("out")
+    @classmethod
+    def _out_is_a_directory(cls, value: Path) -> Path:
+        return check_output_dir(value)
+
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, value: str) -> str:
@@ -105,6 +111,8 @@ class PretrainConfig(BaseModel):
     def _consistent(self) -> PretrainConfig:
         if "max_seq_len" in self.model:
             raise ValueError("model.max_seq_len follows seq_len; set seq_len instead")
+        if "vocab_size" in self.model:
+            raise ValueError("model.vocab_size comes from the shards' tokenizer (metadata.json); remove it")
         try:
             shape = self.build_model_config(vocab_size=VOCAB_MULTIPLE)
         except ValidationError as err:
@@ -178,10 +186,8 @@ def load_pretrain_config(config_file: Path | None, overrides: dict[str, Any]) ->
     """Defaults, then the YAML file, then `overrides` (from flags; `model` is merged key by key)."""
     values: dict[str, Any] = {}
     if config_file is not None:
-        if not config_file.is_file():
-            raise ConfigError(f"--config: {config_file} does not exist")
         try:
-            values = yaml.safe_load(config_file.read_text()) or {}
+            values = yaml.safe_load(read_text(config_file, "--config")) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{config_file}: not valid YAML ({str(err).splitlines()[0]})") from None
         if not isinstance(values, dict):

@@ -58,9 +58,12 @@ class DataSource:
             raise ValueError(
                 f"data {spec!r}: weight {weight!r} is not a number (use DIR or DIR:WEIGHT)"
             ) from None
-        if not value > 0 or not np.isfinite(value):
-            raise ValueError(f"data {spec!r}: weight must be a positive number, got {weight}")
         return cls(Path(path), value)
+
+    def __post_init__(self) -> None:
+        # Checked here, not in parse: a YAML `{path, weight}` mapping builds the dataclass directly.
+        if not self.weight > 0 or not np.isfinite(self.weight):
+            raise ValueError(f"data {self.path}: weight must be a positive number, got {self.weight}")
 
 
 class Documents:

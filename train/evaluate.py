@@ -91,6 +91,7 @@ def evaluate_checkpoint(
     checkpoint = resolve_checkpoint(checkpoint)
     state = read_state(checkpoint)
     run = state["trajectory"]
+    shard_sets = open_sources(sources, state["tokenizer_sha256"])  # before the weights: data errors first
     model_cfg = ModelConfig(**state["model"])
     model = Transformer(model_cfg)
     load_weights(checkpoint, model)
@@ -98,7 +99,7 @@ def evaluate_checkpoint(
     cuda = env.device.type == "cuda"
     autocast = torch.autocast("cuda", torch.bfloat16) if cuda else contextlib.nullcontext()
     results = []
-    for source, shards in zip(sources, open_sources(sources, state["tokenizer_sha256"]), strict=True):
+    for source, shards in zip(sources, shard_sets, strict=True):
         documents = Documents(shards)
         if split == "valid":
             _, doc_ids = split_documents(len(documents), run["valid_fraction"], run["seed"])

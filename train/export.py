@@ -27,15 +27,16 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tokenizers import Tokenizer
 
 from curate.file_hash import file_sha256
-from train.checkpoint import MODEL_FILE, read_state, strip_wrapper_prefixes
+from train.checkpoint import MODEL_FILE, read_safetensors, read_state, strip_wrapper_prefixes
 from train.evaluate import resolve_checkpoint
 from train.finetune.chat_template import TOKENIZER_CONFIG_FILE, read_tokenizer_config, token_text
-from train.finetune.save import save_model_checkpoint
+from train.finetune.save import check_new_run_dir, save_model_checkpoint
 from train.model import ModelConfig, Transformer
+from train.user_files import check_output_dir
 
 # Our names → HF Llama's, for the model-level tensors and for those of every block.
 _GLOBAL_NAMES = {
@@ -56,6 +57,15 @@ _BLOCK_NAMES = {
 }
 # Tensors with one row per vocabulary entry (padded to a multiple of 128 on our side only).
 _VOCAB_ROWS = ("tok_emb.weight", "output.weight")
+# config.json keys without a LlamaConfig default that train.model can assume.
+_HF_REQUIRED = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "max_position_embeddings",
+)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -125,6 +135,9 @@ def model_config_from_hf(config: dict, source: Path) -> ModelConfig:
 
     if config.get("model_type") != "llama":
         raise refuse(f"model_type is {config.get('model_type')!r}, not 'llama'")
+    missing = [key for key in _HF_REQUIRED if key not in config]
+    if missing:
+        raise ValueError(f"{source}: lacks {', '.join(missing)}; is it a Llama config.json?")
     if config.get("hidden_act", "silu") != "silu":
         raise refuse(f"hidden_act is {config['hidden_act']!r}, not 'silu'")
     if config.get("attention_bias") or config.get("mlp_bias"):
@@ -158,9 +171,10 @@ def export_checkpoint(
     """Write checkpoint `checkpoint` (or a run directory's newest) as an HF Llama directory `out`, in
     `dtype` (default: the checkpoint's); `eos_token` names the end token of a checkpoint without a
     tokenizer config (see `chat_template.read_tokenizer_config`)."""
+    check_output_dir(out, "--hf")
     checkpoint = resolve_checkpoint(checkpoint)
     cfg = ModelConfig(**read_state(checkpoint)["model"])
-    weights = strip_wrapper_prefixes(load_file(checkpoint / MODEL_FILE))
+    weights = strip_wrapper_prefixes(read_safetensors(checkpoint / MODEL_FILE))
     with torch.device("meta"):  # names and shapes only, no memory
         expected = {k: v.shape for k, v in Transformer(cfg).state_dict().items()}
     if {k: v.shape for k, v in weights.items()} != expected:
@@ -198,10 +212,16 @@ def export_checkpoint(
 
 def import_checkpoint(hf_dir: Path, out: Path) -> Path:
     """Write the HF Llama directory `hf_dir` as a checkpoint of a new run directory `out`; return it."""
+    check_new_run_dir(out)
     config_file = hf_dir / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file} does not exist; is {hf_dir} a Hugging Face model directory?")
-    config = json.loads(config_file.read_text())
+    try:
+        config = json.loads(config_file.read_text())
+    except ValueError as err:  # not JSON, or not UTF-8
+        raise ValueError(f"{config_file}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_file}: expected a JSON object, got {type(config).__name__}")
     cfg = model_config_from_hf(config, config_file)
     if not (hf_dir / "tokenizer.json").is_file():
         raise FileNotFoundError(
@@ -244,11 +264,11 @@ def _read_hf_weights(hf_dir: Path) -> dict[str, torch.Tensor]:
     """model.safetensors, or the shards named by model.safetensors.index.json."""
     single, index = hf_dir / "model.safetensors", hf_dir / "model.safetensors.index.json"
     if single.is_file():
-        return load_file(single)
+        return read_safetensors(single)
     if index.is_file():
         weights = {}
         for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
-            weights.update(load_file(hf_dir / shard))
+            weights.update(read_safetensors(hf_dir / shard))
         return weights
     raise FileNotFoundError(
         f"{hf_dir} has no model.safetensors (or index); pickled pytorch_model.bin files are not read, "

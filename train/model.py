@@ -33,7 +33,7 @@ VOCAB_MULTIPLE = 128
 class ModelConfig(BaseModel):
     """The shape of the model; every field but the vocabulary can be overridden from a preset."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     vocab_size: int = Field(gt=0, description="Entries in the tokenizer; the embedding is padded past it.")
     n_layer: int = Field(12, gt=0, description="Transformer blocks.")

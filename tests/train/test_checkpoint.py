@@ -79,6 +79,27 @@ def test_checkpoint_round_trip_restores_model_optimizer_and_state(tmp_path, toke
             assert torch.equal(optimizer.state[p][key], fresh_opt.state[q][key])
 
 
+@pytest.mark.parametrize(
+    ("file", "junk", "message"),
+    [
+        ("model.safetensors", b"junk", "is not a valid safetensors checkpoint (Error while"),
+        ("optimizer.pt", b"junk", "optimizer.pt is damaged: not a file torch.save wrote"),
+        ("rng-rank00000.pt", b"", "rng-rank00000.pt is damaged: not a file torch.save wrote"),
+        ("state.json", b'{"step": 5,', "state.json: not valid JSON"),
+        ("state.json", b"[5]", "state.json: expected a JSON object, got list"),
+    ],
+)
+def test_a_damaged_checkpoint_file_is_an_error_naming_it(tmp_path, tokenizer_file, file, junk, message):
+    model, optimizer = trained_pair()
+    path = save(tmp_path, 5, model, optimizer, tokenizer_file)
+    (path / file).write_bytes(junk)
+    with pytest.raises(ValueError, match="the checkpoint is damaged$" if file == "state.json" else "") as err:
+        fresh = tiny_model()
+        ckpt.read_state(path)
+        ckpt.load_checkpoint(path, fresh, build_optimizer(fresh, 1e-3, 0.1, (0.9, 0.95), fused=False), ENV)
+    assert str(path / file) in str(err.value) and message in str(err.value)
+
+
 def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, tokenizer_file, monkeypatch):
     model, optimizer = trained_pair()
     first = save(tmp_path, 1, model, optimizer, tokenizer_file)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
+from tests.train.serve_checkpoint import write_checkpoint
 from train.cli import main
 from train.config import load_pretrain_config
 
@@ -34,6 +37,8 @@ def one_line_error(capsys, argv: list[str]) -> str:
             "global_batch_size 10 is not divisible by micro_batch_size 4",
         ),
         (["--data", "{shards}", "--lr", "fast"], "--lr: Input should be a valid number"),
+        (["--data", "{shards}", "--lr", "inf"], "--lr: Input should be a finite number"),
+        (["--data", "{shards}", "--rope-theta", "nan"], "model.rope_theta: Input should be a finite number"),
         (
             ["--data", "{shards}", "--micro-batch-size", "0"],
             "--micro-batch-size: Input should be greater than 0",
@@ -60,6 +65,22 @@ def test_config_file_errors_name_the_file_and_key(capsys, shards, tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"data": [str(shards)], "out": str(tmp_path / "r"), "lrr": 0.1}))
     assert f"{path}: key 'lrr': unknown setting" in one_line_error(
+        capsys, ["pretrain", "--config", str(path)]
+    )
+    path.write_text(
+        yaml.safe_dump({"data": [{"path": str(shards), "weight": 0}], "out": str(tmp_path / "r")})
+    )
+    assert f"{path}: key 'data': data {shards}: weight must be a positive number, got 0" in one_line_error(
+        capsys, ["pretrain", "--config", str(path)]
+    )
+    path.write_text(
+        yaml.safe_dump({"data": [str(shards)], "out": str(tmp_path / "r"), "model": {"vocab_size": 5}})
+    )
+    assert "model.vocab_size comes from the shards' tokenizer" in one_line_error(
+        capsys, ["pretrain", "--config", str(path)]
+    )
+    path.write_bytes(b"lr: 0.1\n\xff\n")
+    assert f"--config: {path} is not UTF-8 text (byte 8)" in one_line_error(
         capsys, ["pretrain", "--config", str(path)]
     )
     path.write_text("data: [unclosed")
@@ -91,8 +112,44 @@ def test_flags_override_the_config_file(shards, other_shards, tmp_path):
     assert (model.n_layer, model.d_model, model.n_kv_head, model.max_seq_len) == (5, 96, 2, 256)
 
 
+def test_junk_weights_are_one_line_naming_the_file(capsys, shards, tokenizer_file, tmp_path):
+    checkpoint = write_checkpoint(tmp_path, tokenizer_file, max_seq_len=64)
+    state = json.loads((checkpoint / "state.json").read_text())
+    state.update(trajectory={"seq_len": 64, "seed": 0, "valid_fraction": 0.0}, tokenizer_sha256=None)
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    (checkpoint / "model.safetensors").write_text("not tensors")
+    expected = f"{checkpoint / 'model.safetensors'} is not a valid safetensors checkpoint"
+    for argv in (
+        ["eval", str(checkpoint), "--data", str(shards)],
+        ["generate", "--checkpoint", str(checkpoint), "--prompt", "The cat"],
+        ["export", "--checkpoint", str(checkpoint), "--hf", str(tmp_path / "hf")],
+    ):
+        assert expected in one_line_error(capsys, argv), argv
+    # The data is checked before the weights are read.
+    missing = tmp_path / "no-shards"
+    err = one_line_error(capsys, ["eval", str(checkpoint), "--data", str(missing)])
+    assert f"data directory {missing} does not exist" in err
+
+
 def test_eval_errors_are_one_line(capsys, shards, tmp_path):
     err = one_line_error(capsys, ["eval", str(tmp_path / "nothing"), "--data", str(shards)])
     assert "is neither a checkpoint nor a run directory" in err
     err = one_line_error(capsys, ["eval", str(tmp_path), "--data", str(shards), "--micro-batch-size", "0"])
     assert "--micro-batch-size must be positive" in err
+
+
+@pytest.mark.parametrize("under_file", [False, True])
+def test_an_output_directory_that_is_a_file_is_refused_before_any_work(capsys, shards, tmp_path, under_file):
+    file = tmp_path / "taken"
+    file.write_text("")
+    out = file / "run" if under_file else file
+    expected = f"{out} is under {file}, which is a file" if under_file else f"{out} is a file"
+    missing = str(tmp_path / "missing")
+    for argv, flag in [
+        (["pretrain", "--data", str(shards), "--preset", "tiny", "--out", str(out)], "--out"),
+        (["finetune", "sft", "--base", missing, "--data", missing, "--out", str(out)], "--out"),
+        (["finetune", "merge", missing, "--out", str(out)], "--out"),
+        (["export", "--checkpoint", missing, "--hf", str(out)], "--hf"),
+        (["import", "--hf", missing, "--out", str(out)], "--out"),
+    ]:
+        assert f"error: {flag}: {expected}; name a directory" in one_line_error(capsys, argv), argv

@@ -153,6 +153,7 @@ def test_import_then_export_gives_back_the_same_tensors(tied, dtype, tmp_path, t
         ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "RoPE scaling 'llama3'"),
         ({"attention_bias": True}, "biases"),
         ({"model_type": "mistral"}, "model_type"),
+        ({"hidden_size": None}, "config.json: lacks hidden_size; is it a Llama config.json?"),
     ],
 )
 def test_import_refuses_models_it_cannot_compute(tmp_path, capsys, change, message):
@@ -166,6 +167,13 @@ def test_import_refuses_models_it_cannot_compute(tmp_path, capsys, change, messa
         "max_position_embeddings": 128,
         **change,
     }
+    config = {key: value for key, value in config.items() if value is not None}
     (tmp_path / "config.json").write_text(json.dumps(config))
     assert main(["import", "--hf", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_import_of_a_config_json_that_is_not_json_names_it(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{'model_type': 'llama'}")
+    assert main(["import", "--hf", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    assert f"{tmp_path / 'config.json'}: not valid JSON (Expecting property name" in capsys.readouterr().err

@@ -147,3 +147,10 @@ def test_merge_needs_lora(base, tmp_path, capsys):
     args = f"finetune sft --base {base} --data {data} --out {tmp_path / 'x'} --merge".split()
     assert main(args) == 2
     assert "--lora-rank" in capsys.readouterr().err
+
+
+def test_merge_of_a_directory_that_is_no_adapter_says_so(base, tmp_path, capsys):
+    # A checkpoint is the likely mix-up: the adapter is RUN/adapter, not RUN/checkpoints/step_N.
+    assert main(["finetune", "merge", str(base), "--out", str(tmp_path / "merged")]) == 2
+    err = capsys.readouterr().err
+    assert f"{base} is not a LoRA adapter (no adapter_config.json)" in err and "Errno" not in err

@@ -105,6 +105,15 @@ def test_resume_refuses_what_would_not_continue_the_same_run(shards, tmp_path):
         run(settings(shards, out, max_steps=4, warmup_steps=1, lr=1e-3, resume=True))
 
 
+def test_a_valid_split_smaller_than_one_micro_batch_is_refused_before_training(shards, tmp_path):
+    # It used to train to the end with no valid loss at all.
+    with pytest.raises(
+        ConfigError, match="the valid split holds 2 sample.s., fewer than one micro-batch of 4"
+    ):
+        run(settings(shards, tmp_path / "run", eval_samples=2))
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
 def test_gradient_accumulation_matches_one_larger_micro_batch(shards, tmp_path):
     run(settings(shards, tmp_path / "accum", max_steps=6, micro_batch_size=2, eval_every=0))
     run(settings(shards, tmp_path / "whole", max_steps=6, micro_batch_size=8, eval_every=0))

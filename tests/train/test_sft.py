@@ -184,3 +184,26 @@ def test_a_chat_template_from_a_file_is_stored_with_the_checkpoint(base, tmp_pat
         "USER: What does the cat see?<|endoftext|>ASSISTANT: "
     )
     assert chat.config == json.loads((checkpoint / "tokenizer_config.json").read_text())
+
+
+def test_bad_data_and_template_files_are_one_line_errors_naming_the_flag(base, tmp_path, capsys):
+    data = write_jsonl(tmp_path / "train.jsonl", INSTRUCTIONS[:4])
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b"\xff\xfe{}\n")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    (tmp_path / "syntax.jinja").write_text("{{ messages")
+    (tmp_path / "refuses.jinja").write_text("{{ raise_exception('roles must alternate') }}")
+    args = ["finetune", "sft", "--base", str(base), "--out", str(tmp_path / "run"), "--no-progress"]
+    for extra, message in [
+        (["--data", str(tmp_path)], f"--data: {tmp_path} is a directory, not a file"),
+        (["--data", str(binary)], f"--data: {binary} is not UTF-8 text (byte 0)"),
+        (["--data", str(data), "--valid-data", str(tmp_path / "empty.jsonl")], "--valid-data: "),
+        (["--data", str(data), "--chat-template", str(tmp_path / "syntax.jinja")], "not valid Jinja (line 1"),
+        (
+            ["--data", str(data), "--chat-template", str(tmp_path / "refuses.jinja")],
+            "the chat template refused a conversation: roles must alternate",
+        ),
+    ]:
+        assert main(args + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err

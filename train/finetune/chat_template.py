@@ -125,7 +125,13 @@ class ChatFormat:
     def __init__(self, tokenizer: Tokenizer, config: dict) -> None:
         self.tokenizer = tokenizer
         self.config = config
-        self.template = _environment().from_string(config["chat_template"])
+        try:
+            self.template = _environment().from_string(config["chat_template"])
+        except jinja2.TemplateSyntaxError as err:
+            raise ValueError(
+                f"the chat template is not valid Jinja (line {err.lineno}: {err.message}); "
+                "fix it or pass another --chat-template"
+            ) from None
         self.special_tokens = {
             name: token_text(config[name]) for name in _SPECIAL_TOKENS if config.get(name) is not None
         }
@@ -144,9 +150,12 @@ class ChatFormat:
         return cls(Tokenizer.from_file(str(checkpoint / "tokenizer.json")), config)
 
     def render(self, messages: list[dict], add_generation_prompt: bool = False) -> str:
-        return self.template.render(
-            messages=messages, add_generation_prompt=add_generation_prompt, **self.special_tokens
-        )
+        try:
+            return self.template.render(
+                messages=messages, add_generation_prompt=add_generation_prompt, **self.special_tokens
+            )
+        except jinja2.TemplateError as err:  # raise_exception() in the template, or an undefined name
+            raise ValueError(f"the chat template refused a conversation: {err}") from None
 
     def encode_prompt(self, messages: list[dict]) -> list[int]:
         """Tokens of a conversation followed by the prompt for the assistant's next turn."""

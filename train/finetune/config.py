@@ -9,12 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from train.config import ConfigError
 from train.finetune.lora import TARGETS, LoRASettings
+from train.user_files import check_output_dir
 
 
 class FinetuneConfig(BaseModel):
     """Everything a finetuning run depends on."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     method: Literal["sft", "dpo"] = Field(
         "sft", description="sft: learn the responses; dpo: learn preferences."
@@ -74,6 +75,11 @@ class FinetuneConfig(BaseModel):
         "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU."
     )
     progress: bool = Field(True, description="Show a progress bar on the terminal.")
+
+    @field_validator("out")
+    @classmethod
+    def _out_is_a_directory(cls, value: Path) -> Path:
+        return check_output_dir(value)
 
     @field_validator("lora_targets", mode="before")
     @classmethod

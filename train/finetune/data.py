@@ -16,6 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from train.finetune.chat_template import ChatFormat
+from train.user_files import read_text
 
 # F.cross_entropy's default ignore_index: a target the loss skips (prompt tokens, padding).
 IGNORE_INDEX = -100
@@ -69,39 +70,40 @@ class PreferenceLine(BaseModel):
         )
 
 
-def _read_jsonl(path: Path, adapter: TypeAdapter, expected: str) -> list:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+def _read_jsonl(path: Path, adapter: TypeAdapter, expected: str, flag: str) -> list:
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path, flag).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             records.append(adapter.validate_python(json.loads(line)))
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number}: not JSON ({err.msg})") from None
+            raise ValueError(f"{flag}: {path}:{number}: not JSON ({err.msg})") from None
         except ValidationError as err:
             first = err.errors()[0]
             where = ".".join(map(str, first["loc"]))
-            raise ValueError(f"{path}:{number}: expected {expected}; {where}: {first['msg']}") from None
+            raise ValueError(
+                f"{flag}: {path}:{number}: expected {expected}; {where}: {first['msg']}"
+            ) from None
     if not records:
-        raise ValueError(f"{path} holds no examples")
+        raise ValueError(f"{flag}: {path} holds no examples")
     return records
 
 
-def read_conversations(path: Path) -> list[list[dict]]:
-    """The conversations of an SFT JSONL file."""
+def read_conversations(path: Path, flag: str = "--data") -> list[list[dict]]:
+    """The conversations of an SFT JSONL file (named by `flag` in errors)."""
     lines = _read_jsonl(
         path,
         TypeAdapter(ChatLine | PromptResponseLine),
         '{"messages": [{"role", "content"}, ...]} or {"prompt", "response"}',
+        flag,
     )
     return [line.conversation() for line in lines]
 
 
-def read_preferences(path: Path) -> list[PreferenceLine]:
-    """The preference pairs of a DPO JSONL file."""
-    return _read_jsonl(path, TypeAdapter(PreferenceLine), '{"prompt", "chosen", "rejected"}')
+def read_preferences(path: Path, flag: str = "--data") -> list[PreferenceLine]:
+    """The preference pairs of a DPO JSONL file (named by `flag` in errors)."""
+    return _read_jsonl(path, TypeAdapter(PreferenceLine), '{"prompt", "chosen", "rejected"}', flag)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from train.finetune.sft import SFTObjective, build_rows
 from train.metrics import MetricsLog, plot_loss_curve
 from train.model import ModelConfig, Transformer
 from train.optim import build_optimizer, clip_and_step, lr_at
+from train.user_files import read_text
 
 
 def finetune(cfg: FinetuneConfig, console: Console | None = None) -> dict:
@@ -63,16 +64,14 @@ def finetune(cfg: FinetuneConfig, console: Console | None = None) -> dict:
         raise ConfigError(
             f"--seq-len {seq_len} is beyond the base model's max_seq_len {model_cfg.max_seq_len}"
         )
-    if cfg.chat_template is not None and not cfg.chat_template.is_file():
-        raise ConfigError(f"--chat-template: {cfg.chat_template} does not exist")
-    template = cfg.chat_template.read_text() if cfg.chat_template else None
+    template = read_text(cfg.chat_template, "--chat-template") if cfg.chat_template else None
     chat = ChatFormat.from_checkpoint(base, template, cfg.eos_token)
 
     # --- data ----------------------------------------------------------------------------------------
     read = read_conversations if cfg.method == "sft" else read_preferences
     items = read(cfg.data)
     if cfg.valid_data is not None:
-        valid_items = read(cfg.valid_data)
+        valid_items = read(cfg.valid_data, "--valid-data")
     elif cfg.valid_fraction > 0:
         train_ids, valid_ids = split_documents(len(items), cfg.valid_fraction, cfg.seed)
         items, valid_items = [items[i] for i in train_ids], [items[i] for i in valid_ids]

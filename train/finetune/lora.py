@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from curate.part_files import atomic_write_text
-from train.checkpoint import load_weights, read_state
+from train.checkpoint import load_weights, read_safetensors, read_state
 from train.finetune.chat_template import TOKENIZER_CONFIG_FILE, write_tokenizer_config
-from train.finetune.save import save_model_checkpoint
+from train.finetune.save import check_new_run_dir, save_model_checkpoint
 from train.model import ModelConfig, Transformer
 
 # Target names → the layers of a `train.model.Block` they adapt.
@@ -44,7 +44,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 class LoRASettings(BaseModel):
     """Shape of the adapters."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     rank: int = Field(gt=0, description="Rank r of B A.")
     alpha: float = Field(gt=0, description="The update is scaled by alpha / rank.")
@@ -142,6 +142,10 @@ def save_adapter(
 
 def load_adapted_model(adapter_dir: Path) -> tuple[Transformer, dict]:
     """The base model of a saved adapter with the adapter applied, and the adapter's config."""
+    if not (adapter_dir / ADAPTER_CONFIG).is_file():
+        raise FileNotFoundError(
+            f"{adapter_dir} is not a LoRA adapter (no {ADAPTER_CONFIG}); give the adapter/ of a --lora-rank run"
+        )
     config = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())
     base = Path(config["state"]["base"])
     if not (base / "state.json").is_file():
@@ -152,7 +156,7 @@ def load_adapted_model(adapter_dir: Path) -> tuple[Transformer, dict]:
     model = Transformer(ModelConfig(**state["model"]))
     load_weights(base, model)
     apply_lora(model, LoRASettings(**config["lora"]))
-    weights = load_file(adapter_dir / ADAPTER_WEIGHTS)
+    weights = read_safetensors(adapter_dir / ADAPTER_WEIGHTS)
     if set(weights) != set(adapter_state_dict(model)):
         raise ValueError(f"{adapter_dir / ADAPTER_WEIGHTS} does not hold the adapters its config describes")
     model.load_state_dict(weights, strict=False)
@@ -161,6 +165,7 @@ def load_adapted_model(adapter_dir: Path) -> tuple[Transformer, dict]:
 
 def merge_adapter(adapter_dir: Path, out: Path) -> Path:
     """Fold a saved adapter into its base and write the result as a normal checkpoint under `out`."""
+    check_new_run_dir(out)
     model, config = load_adapted_model(adapter_dir)
     merge_lora(model)
     state = {**config["state"], "adapter": str(adapter_dir.resolve())}

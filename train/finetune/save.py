@@ -16,10 +16,13 @@ from torch import nn
 from train.checkpoint import latest_checkpoint, save_checkpoint
 from train.distributed import single_process
 from train.finetune.chat_template import write_tokenizer_config
+from train.user_files import check_output_dir
 
 
 def check_new_run_dir(out: Path) -> None:
-    """Refuse a run directory that already holds checkpoints (save_checkpoint would keep the old one)."""
+    """Refuse a run directory that already holds checkpoints (save_checkpoint would keep the old one), or
+    that cannot be a directory."""
+    check_output_dir(out, "--out")
     if latest_checkpoint(out / "checkpoints") is not None:
         raise ValueError(f"--out {out} already holds checkpoints; pick a new --out")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import get_origin
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from train.serve.config import EngineConfig
 from train.serve.sampling_params import SamplingParams
+from train.user_files import read_text
 
 API_KEY_ENV = "TRAIN_SERVE_API_KEY"
 
@@ -76,7 +78,9 @@ def add_serve_command(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)"
     )
-    parser.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000)")
+    parser.add_argument(
+        "--port", type=_port, default=8000, help="port to bind, 0 for any free one (default: 8000)"
+    )
     parser.add_argument(
         "--api-key",
         default=os.environ.get(API_KEY_ENV),
@@ -88,6 +92,35 @@ def add_serve_command(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_serve)
 
 
+def _port(text: str) -> int:
+    """A TCP port number for argparse: 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, made before the model loads, so a bad address fails at once."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as err:
+        raise ValueError(f"--host {host}: not an address of this machine ({err.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+    try:
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        raise ValueError(
+            f"--host {host} --port {port}: cannot bind ({err.strerror}); pick another --port"
+        ) from None
+    return sock
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -95,15 +128,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from train.serve.server import build_app
 
     config = _build(EngineConfig, args)
+    sock = _bind(args.host, args.port)
     engine = LLMEngine.from_checkpoint(args.checkpoint, config, args.eos_token)
     name = args.served_model_name or args.checkpoint.resolve().name
     app = build_app(engine, name, args.api_key)
+    host, port = sock.getsockname()[:2]
     print(
         f"serving {name} ({engine.runner.num_blocks} KV blocks of {config.block_size} tokens, {engine.device}) "
-        f"on http://{args.host}:{args.port}/v1",
+        f"on http://{host}:{port}/v1",
         file=sys.stderr,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
     return 0
 
 
@@ -123,7 +158,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     prompts = list(args.prompt)
     if args.prompts_file is not None:
-        prompts += [line for line in args.prompts_file.read_text().splitlines() if line.strip()]
+        lines = [line for line in read_text(args.prompts_file, "--prompts-file").splitlines() if line.strip()]
+        if not lines:
+            raise ValueError(f"--prompts-file: {args.prompts_file} holds no prompts (one a line)")
+        prompts += lines
     if not prompts:
         raise ValueError("no prompts: give --prompt TEXT or --prompts-file FILE")
     params = _build(SamplingParams, args)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class EngineConfig(BaseModel):
     """How the engine uses its device; every field has a default that works on a CPU and on one GPU."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     block_size: int = Field(16, gt=0, description="Tokens per KV-cache block (a power of two ≥ 16 on CUDA).")
     num_kv_blocks: int | None = Field(

@@ -9,7 +9,7 @@ class SamplingParams(BaseModel):
     """Sampling and stopping for one request. The filters apply in the order repetition penalty,
     temperature, top-k, top-p, min-p; temperature 0 is greedy decoding."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     max_tokens: int | None = Field(
         16, ge=1, description="Tokens to generate at most (None: up to the context)."
