@@ -13,7 +13,7 @@ LlamaConfig with our preset's width, depth, heads, kv heads, SwiGLU width, vocab
 tied embeddings; the script checks that the two have the same parameter count. Ours runs inside
 `train.model.attention_kernels` (cuDNN attention first), as `train pretrain` does; HF's keeps PyTorch's
 default SDPA choice, as a user of it gets. The `ours-*` variants (see OURS) change one thing each, for
-A/B runs in one process, and joined by + (ours-rope-backward-tile+ce-grad-tile) apply together;
+A/B runs in one process, and joined by + (ours-torch-rope+torch-swiglu) apply together;
 --inductor sets torch._inductor.config options for every model. A model that fails is reported, in
 the JSON too (written after each model), and the others still run; the exit status is then 1.
 
@@ -57,8 +57,7 @@ from train.optim import build_optimizer, clip_and_step  # noqa: E402
 # Our model as `train pretrain` runs it, and variants for A/B runs in one process, each changing one
 # thing: the residual stream in fp32 as HF's (ModelConfig.fp32_residual), or kernel modules' switches
 # (SWITCHES, at their defaults in every other run, HF's included): a module's ENABLED off for the PyTorch
-# code in its place, the output matmul and the loss as two ops, q/k/v head-major in memory, a kernel's
-# tile.
+# code in its place, the output matmul and the loss as two ops, q/k/v head-major in memory.
 KERNEL_SWITCHES = (
     "train.rope_kernels.ENABLED",
     "train.swiglu_kernels.ENABLED",
@@ -68,8 +67,6 @@ SWITCHES = {
     **dict.fromkeys(KERNEL_SWITCHES, True),
     "train.cross_entropy_kernels.FUSED_LINEAR": True,
     "train.rope_kernels.TOKEN_MAJOR": True,
-    "train.rope_kernels.BACKWARD_TILE": (32, 4),
-    "train.cross_entropy_kernels.FORWARD_GRAD_TILE": (8192, 8),
 }
 OURS: dict[str, dict] = {
     "ours": {},
@@ -80,14 +77,11 @@ OURS: dict[str, dict] = {
     "ours-fp32-residual": {"config": {"fp32_residual": True}},
     "ours-separate-ce": {"set": {"train.cross_entropy_kernels.FUSED_LINEAR": False}},
     "ours-head-major-qkv": {"set": {"train.rope_kernels.TOKEN_MAJOR": False}},
-    # tiles from an H100's scripts/train_kernel_sweep.py (2026-12-07) where they differ from the defaults
-    "ours-rope-backward-tile": {"set": {"train.rope_kernels.BACKWARD_TILE": (32, 8)}},
-    "ours-ce-grad-tile": {"set": {"train.cross_entropy_kernels.FORWARD_GRAD_TILE": (8192, 16)}},
 }
 
 
 def variant(name: str) -> dict | None:
-    """OURS[name], or for a name joined with "+" (ours-rope-backward-tile+ce-grad-tile, each part after the
+    """OURS[name], or for a name joined with "+" (ours-torch-rope+torch-swiglu, each part after the
     first an OURS name less its "ours-") the union of the parts' changes, so that the winners of one A/B
     run are measured together in the next without editing the defaults; None for a name that is neither."""
     first, *rest = name.split("+")
@@ -339,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         "--models",
         default="hf,ours",
         help=f"comma-separated, run in this order: hf, {', '.join(OURS)}, or variants joined by + "
-        "(ours-rope-backward-tile+ce-grad-tile: both changes)",
+        "(ours-torch-rope+torch-swiglu: both changes)",
     )
     parser.add_argument("--preset", default="124m")
     parser.add_argument("--vocab", type=int, default=32_000)
@@ -376,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(
             f"--models: unknown {', '.join(unknown)}; choose from hf, {', '.join(OURS)}, or join variants "
-            "with + (ours-rope-backward-tile+ce-grad-tile)"
+            "with + (ours-torch-rope+torch-swiglu)"
         )
     if args.device == "cuda" and not torch.cuda.is_available():
         print("torch sees no CUDA device; use --device cpu for a check of the script.")
