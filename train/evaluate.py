@@ -31,18 +31,21 @@ def evaluate_loss(
     env: DistEnv,
     autocast: contextlib.AbstractContextManager,
 ) -> tuple[float, int] | None:
-    """Mean loss over the first `samples` samples of `dataset` (rounded down to whole micro-batches on
-    every rank, which split them) and the number of target tokens; None when not one batch fits."""
-    per_round = micro_batch_size * env.world_size
-    usable = samples // per_round * per_round
-    if usable == 0:
+    """Mean loss over the first `samples` samples of `dataset` (rounded down to a multiple of the ranks,
+    which split them) and the number of target tokens; None when there are fewer samples than ranks.
+
+    Each rank reads its share in micro-batches, the last one smaller where they do not divide it: every
+    rank then runs the same batch shapes, in lockstep, as DDP and FSDP want of a forward.
+    """
+    per_rank = samples // env.world_size
+    if per_rank == 0:
         return None
-    per_rank = usable // env.world_size
     positions = np.arange(env.rank * per_rank, (env.rank + 1) * per_rank)
     totals = torch.zeros(2, dtype=torch.float64, device=env.device)  # loss × tokens, tokens
     was_training = model.training
     model.eval()
-    for chunk in np.split(positions, per_rank // micro_batch_size):
+    for start in range(0, per_rank, micro_batch_size):
+        chunk = positions[start : start + micro_batch_size]
         batch = load_batch(dataset, chunk, vocab_size).to(env.device)
         with autocast:
             loss = model(batch[:, :-1], batch[:, 1:])
@@ -113,10 +116,7 @@ def evaluate_checkpoint(
             model, dataset, samples, micro_batch_size, model_cfg.vocab_size, env, autocast
         )
         if measured is None:
-            raise ValueError(
-                f"{source.path}: {samples} sample(s) of {run['seq_len']} tokens do not fill one micro-batch "
-                f"of {micro_batch_size}; lower --micro-batch-size"
-            )
+            raise ValueError(f"{source.path}: no sample of {run['seq_len']} tokens in its {split} documents")
         loss, tokens = measured
         results.append(EvalResult(str(source.path), split, tokens // run["seq_len"], tokens, loss))
     return results

@@ -94,12 +94,11 @@ def _pretrain(cfg: PretrainConfig, env: DistEnv, console: Console) -> dict:
         cache_dir=cfg.out / "index_cache",
         expected_tokenizer_sha256=saved["tokenizer_sha256"] if saved else None,
     )
-    if data.valid is not None and len(data.valid) < per_round:
-        # evaluate_loss reads whole micro-batches: fewer samples would mean no valid loss at all, silently.
+    if data.valid is not None and len(data.valid) < env.world_size:
+        # Each rank evaluates its share of the split: with none, the run would log no valid loss at all.
         raise ConfigError(
-            f"the valid split holds {len(data.valid)} sample(s), fewer than one micro-batch of "
-            f"{cfg.micro_batch_size} × {env.world_size} process(es); raise --eval-samples or --valid-fraction, "
-            "lower --micro-batch-size, or pass --valid-fraction 0"
+            f"the valid split holds {len(data.valid)} sample(s), fewer than the {env.world_size} processes "
+            "that share it; raise --eval-samples or --valid-fraction, or pass --valid-fraction 0"
         )
     model_cfg = cfg.build_model_config(data.vocab_size)
     model = parallelize(Transformer(model_cfg).to(env.device), env, cfg.parallel, compile, bf16)

@@ -105,13 +105,25 @@ def test_resume_refuses_what_would_not_continue_the_same_run(shards, tmp_path):
         run(settings(shards, out, max_steps=4, warmup_steps=1, lr=1e-3, resume=True))
 
 
-def test_a_valid_split_smaller_than_one_micro_batch_is_refused_before_training(shards, tmp_path):
-    # It used to train to the end with no valid loss at all.
-    with pytest.raises(
-        ConfigError, match="the valid split holds 2 sample.s., fewer than one micro-batch of 4"
-    ):
-        run(settings(shards, tmp_path / "run", eval_samples=2))
-    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+def test_a_valid_split_smaller_than_one_micro_batch_is_still_evaluated(shards, tmp_path):
+    # Whole micro-batches only, it trained to the end with no valid loss at all.
+    out = tmp_path / "run"
+    run(settings(shards, out, max_steps=2, warmup_steps=1, eval_samples=2))
+    [logged] = read_metrics(out / "metrics.jsonl", "valid")
+    assert logged["tokens"] == 2 * 32
+
+
+def test_eval_reads_every_sample_whatever_the_micro_batch(shards, tmp_path):
+    """5 samples in micro-batches of 2 (the last one smaller) give the loss of one batch of 5."""
+    out = tmp_path / "run"
+    run(settings(shards, out, max_steps=2, warmup_steps=1, eval_every=0))
+    source = settings(shards, out).data[0]
+    [split], [whole] = (
+        evaluate_checkpoint(out, [source], split="all", max_samples=5, micro_batch_size=size)
+        for size in (2, 5)
+    )
+    assert split.tokens == whole.tokens == 5 * 32
+    assert split.loss == pytest.approx(whole.loss, rel=1e-6)
 
 
 def test_gradient_accumulation_matches_one_larger_micro_batch(shards, tmp_path):
