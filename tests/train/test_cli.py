@@ -153,3 +153,14 @@ def test_an_output_directory_that_is_a_file_is_refused_before_any_work(capsys, s
         (["import", "--hf", missing, "--out", str(out)], "--out"),
     ]:
         assert f"error: {flag}: {expected}; name a directory" in one_line_error(capsys, argv), argv
+
+
+def test_a_learning_rate_that_diverges_is_one_line_naming_lr(capsys, shards, tmp_path):
+    out = tmp_path / "run"
+    argv = ["pretrain", "--data", str(shards), "--out", str(out), "--preset", "tiny", "--no-progress"]
+    argv += ["--seq-len", "32", "--micro-batch-size", "4", "--global-batch-size", "4", "--max-steps", "4"]
+    argv += ["--warmup-steps", "0", "--lr", "1e30", "--log-every", "1", "--valid-fraction", "0"]
+    assert "training diverged; lower --lr" in one_line_error(capsys, argv)
+    # As before: no train record of the diverged step, no checkpoint, no end record.
+    kinds = [json.loads(line)["kind"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert "end" not in kinds and not (out / "checkpoints").exists()

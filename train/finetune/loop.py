@@ -36,7 +36,7 @@ from train.finetune.save import check_new_run_dir, finetuned_state, save_model_c
 from train.finetune.sft import SFTObjective, build_rows
 from train.metrics import MetricsLog, plot_loss_curve
 from train.model import ModelConfig, Transformer
-from train.optim import build_optimizer, clip_and_step, lr_at
+from train.optim import build_optimizer, check_not_diverged, clip_and_step, lr_at
 from train.user_files import read_text
 
 
@@ -188,10 +188,7 @@ def finetune(cfg: FinetuneConfig, console: Console | None = None) -> dict:
 
                 if step % cfg.log_every == 0 or step == max_steps:
                     record = window.flush()
-                    if not math.isfinite(record["loss"]):
-                        raise RuntimeError(
-                            f"loss is {record['loss']} at step {step}: training diverged; lower --lr"
-                        )
+                    check_not_diverged(record["loss"], step)
                     last_loss = record["loss"]
                     log.write("train", step=step, lr=lr, grad_norm=grad_norm.item(), **record)
                     line = f"step {step}/{max_steps} · " + _describe(record) + f" · lr {lr:.2e}"
