@@ -75,7 +75,7 @@ def _pretrain(cfg: PretrainConfig, env: DistEnv, console: Console) -> dict:
     if cfg.resume:
         if resume_from is None:
             raise ConfigError(f"--resume: no checkpoint under {checkpoints}")
-        saved = read_state(resume_from)
+        saved = read_state(resume_from, "step", "consumed_samples", "trajectory", "tokenizer_sha256")
         check_resumable(cfg, saved["trajectory"], resume_from)
     elif resume_from is not None:
         raise ConfigError(

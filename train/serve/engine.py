@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from train.checkpoint import load_weights, read_state
+from train.checkpoint import load_weights, read_state, state_model_config
 from train.distributed import pick_device
-from train.model import ModelConfig, Transformer
+from train.model import Transformer
 from train.serve.block_manager import BlockManager
 from train.serve.config import EngineConfig
 from train.serve.detokenizer import OutputText
@@ -60,7 +60,7 @@ class _GreedyDecode:
 
 def load_model(checkpoint: Path) -> Transformer:
     """The checkpoint's model (its shape from state.json, its weights from model.safetensors), on CPU."""
-    model = Transformer(ModelConfig(**read_state(checkpoint)["model"]))
+    model = Transformer(state_model_config(read_state(checkpoint, "model"), checkpoint))
     load_weights(checkpoint, model)
     return model
 
