@@ -99,7 +99,9 @@ class LLMEngine:
         from train.evaluate import resolve_checkpoint
 
         checkpoint = resolve_checkpoint(path)
-        return cls(load_model(checkpoint), ServingTokenizer.from_checkpoint(checkpoint, eos_token), config)
+        # The tokenizer first: a bad eos token or chat template is reported before the weights load.
+        tokenizer = ServingTokenizer.from_checkpoint(checkpoint, eos_token)
+        return cls(load_model(checkpoint), tokenizer, config)
 
     def add_request(
         self, prompt_token_ids: list[int], params: SamplingParams, request_id: str | None = None
