@@ -90,9 +90,19 @@ class PretrainConfig(BaseModel):
     @field_validator("data")
     @classmethod
     def _data_exists(cls, value: list[DataSource]) -> list[DataSource]:
+        seen: dict[Path, DataSource] = {}
         for source in value:
             if not source.path.is_dir():
                 raise ValueError(f"data directory {source.path} does not exist")
+            # Refused rather than merged (a Megatron user expects one or the other): each entry is read in
+            # the same seeded order, so a repeat feeds each of its samples twice per epoch, and summing the
+            # weights would guess at what was meant. A repeat is usually a slip (a glob and a name).
+            first = seen.setdefault(source.path.resolve(), source)
+            if first is not source:
+                also = f" (also as {first.path})" if first.path != source.path else ""
+                raise ValueError(
+                    f"data directory {source.path} is given twice{also}; give it once, with the sum of the weights"
+                )
         return value
 
     @field_validator("out")

@@ -50,6 +50,14 @@ def one_line_error(capsys, argv: list[str]) -> str:
         ),
         (["--data", "{shards}", "--warmup-steps", "50", "--max-steps", "10"], "warmup_steps 50 is more than"),
         (["--data", "{shards}", "--n-layer", "0"], "error: model.n_layer: Input should be greater than 0"),
+        (
+            ["--data", "{shards}", "{shards}:2"],
+            "error: --data: data directory {shards} is given twice; give it once, with the sum of the weights",
+        ),
+        (
+            ["--data", "{shards}", "{shards}/../web"],
+            "error: --data: data directory {shards}/../web is given twice (also as {shards}); give it once",
+        ),
         (["--out", "x"], "--data: required"),
         (["--data", "{shards}", "--colour", "red"], "unrecognized arguments: --colour red"),
         (["--data", "{shards}", "--resume"], "--resume: no checkpoint under"),
@@ -58,7 +66,7 @@ def one_line_error(capsys, argv: list[str]) -> str:
 def test_bad_pretrain_arguments_are_one_line_errors(capsys, shards, tmp_path, extra, expected):
     argv = ["pretrain", "--out", str(tmp_path / "run"), "--preset", "tiny", "--no-progress"]
     argv += [a.format(shards=shards) for a in extra]
-    assert expected in one_line_error(capsys, argv)
+    assert expected.format(shards=shards) in one_line_error(capsys, argv)
 
 
 def test_config_file_errors_name_the_file_and_key(capsys, shards, tmp_path):
