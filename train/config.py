@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from train.data import DataSource
 from train.model import PRESETS, VOCAB_MULTIPLE, ModelConfig, preset_config
-from train.user_files import check_output_dir, read_text
+from train.user_files import check_output_dir, output_path, read_text
 
 
 class ConfigError(ValueError):
@@ -104,6 +104,11 @@ class PretrainConfig(BaseModel):
                     f"data directory {source.path} is given twice{also}; give it once, with the sum of the weights"
                 )
         return value
+
+    @field_validator("out", mode="before")
+    @classmethod
+    def _out_is_named(cls, value: Any) -> Any:
+        return output_path(value) if isinstance(value, str) else value
 
     @field_validator("out")
     @classmethod

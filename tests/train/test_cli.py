@@ -146,6 +146,21 @@ def test_eval_errors_are_one_line(capsys, shards, tmp_path):
     assert "--micro-batch-size must be positive" in err
 
 
+def test_an_empty_output_directory_is_refused(capsys, shards, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where an empty path would write
+    missing = str(tmp_path / "missing")
+    for argv, flag in [
+        (["pretrain", "--data", str(shards), "--preset", "tiny", "--out", ""], "--out"),
+        (["finetune", "sft", "--base", missing, "--data", missing, "--out", ""], "--out"),
+        (["finetune", "merge", missing, "--out", ""], "--out"),
+        (["export", "--checkpoint", missing, "--hf", ""], "--hf"),
+        (["import", "--hf", missing, "--out", " "], "--out"),
+    ]:
+        err = one_line_error(capsys, argv)
+        assert f"error: {flag}: the path is empty; name a directory (. for the current one)" in err, argv
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("under_file", [False, True])
 def test_an_output_directory_that_is_a_file_is_refused_before_any_work(capsys, shards, tmp_path, under_file):
     file = tmp_path / "taken"

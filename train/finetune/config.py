@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from train.config import ConfigError
 from train.finetune.lora import TARGETS, LoRASettings
-from train.user_files import check_output_dir
+from train.user_files import check_output_dir, output_path
 
 
 class FinetuneConfig(BaseModel):
@@ -75,6 +75,11 @@ class FinetuneConfig(BaseModel):
         "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU."
     )
     progress: bool = Field(True, description="Show a progress bar on the terminal.")
+
+    @field_validator("out", mode="before")
+    @classmethod
+    def _out_is_named(cls, value: Any) -> Any:
+        return output_path(value) if isinstance(value, str) else value
 
     @field_validator("out")
     @classmethod
