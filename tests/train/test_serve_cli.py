@@ -76,3 +76,8 @@ def test_a_broken_chat_template_is_one_line_naming_its_file_before_the_model_loa
     argv = [command, "--checkpoint", str(junk_checkpoint), "--port" if command == "serve" else "--prompt"]
     err = one_line_error(capsys, [*argv, "0" if command == "serve" else "The cat"])
     assert f"{config}: chat_template is not valid Jinja (line 1: " in err
+
+
+def test_generate_names_an_empty_stop_string_flag(capsys, junk_checkpoint):
+    argv = ["generate", "--checkpoint", str(junk_checkpoint), "--prompt", "The cat", "--stop", ""]
+    assert "error: --stop: stop strings must not be empty" in one_line_error(capsys, argv)
