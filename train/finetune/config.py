@@ -94,6 +94,8 @@ class FinetuneConfig(BaseModel):
     @field_validator("lora_targets")
     @classmethod
     def _known_targets(cls, value: list[str]) -> list[str]:
+        if "" in value:  # "", "q,,v" or "q,": a name left out
+            raise ValueError(f"an empty target name; give a comma-separated list of {','.join(TARGETS)}")
         unknown = [t for t in value if t not in TARGETS]
         if unknown:
             raise ValueError(f"unknown target(s) {', '.join(unknown)}; choose from {','.join(TARGETS)}")
