@@ -92,7 +92,10 @@ def evaluate_checkpoint(
     run_keys = ("trajectory.seq_len", "trajectory.seed", "trajectory.valid_fraction")
     state = read_state(checkpoint, "model", "tokenizer_sha256", *run_keys)
     run = state["trajectory"]
-    shard_sets = open_sources(sources, state["tokenizer_sha256"])  # before the weights: data errors first
+    try:  # before the weights: data errors first
+        shard_sets = open_sources(sources, state["tokenizer_sha256"])
+    except (ValueError, FileNotFoundError) as err:  # no such directory, a bad shard, another tokenizer
+        raise ValueError(f"--data: {err}") from None
     model_cfg = state_model_config(state, checkpoint)
     model = Transformer(model_cfg)
     load_weights(checkpoint, model)

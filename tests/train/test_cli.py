@@ -136,7 +136,9 @@ def test_junk_weights_are_one_line_naming_the_file(capsys, shards, tokenizer_fil
     # The data is checked before the weights are read.
     missing = tmp_path / "no-shards"
     err = one_line_error(capsys, ["eval", str(checkpoint), "--data", str(missing)])
-    assert f"data directory {missing} does not exist" in err
+    assert f"error: --data: data directory {missing} does not exist" in err
+    err = one_line_error(capsys, ["eval", str(checkpoint), "--data", str(tmp_path)])
+    assert f"error: --data: {tmp_path / 'metadata.json'}: missing; is {tmp_path} a shard directory?" in err
 
 
 def test_eval_errors_are_one_line(capsys, shards, tmp_path):
