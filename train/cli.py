@@ -14,12 +14,9 @@ from typing import Literal, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
-from train.config import PretrainConfig
+from train.config import MODEL_OVERRIDE_KEYS, PretrainConfig
 from train.model import ModelConfig
 from train.user_files import output_path
-
-# Model fields that are not flags: the vocabulary comes from the shards, max_seq_len from --seq-len.
-_NOT_MODEL_FLAGS = {"vocab_size", "max_seq_len"}
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -83,7 +80,7 @@ def add_pretrain_command(sub: argparse._SubParsersAction) -> None:
             _add_field_flag(run, name, field)
     model = parser.add_argument_group("model (override the preset's shape)")
     for name, field in ModelConfig.model_fields.items():
-        if name not in _NOT_MODEL_FLAGS:
+        if name in MODEL_OVERRIDE_KEYS:
             _add_field_flag(model, name, field)
     parser.set_defaults(func=cmd_pretrain)
 

@@ -38,7 +38,10 @@ def one_line_error(capsys, argv: list[str]) -> str:
         ),
         (["--data", "{shards}", "--lr", "fast"], "--lr: Input should be a valid number"),
         (["--data", "{shards}", "--lr", "inf"], "--lr: Input should be a finite number"),
-        (["--data", "{shards}", "--rope-theta", "nan"], "model.rope_theta: Input should be a finite number"),
+        (
+            ["--data", "{shards}", "--rope-theta", "nan"],
+            "error: --rope-theta: Input should be a finite number",
+        ),
         (
             ["--data", "{shards}", "--micro-batch-size", "0"],
             "--micro-batch-size: Input should be greater than 0",
@@ -49,7 +52,7 @@ def one_line_error(capsys, argv: list[str]) -> str:
             "error: model: n_head 4 is not divisible by n_kv_head 3",
         ),
         (["--data", "{shards}", "--warmup-steps", "50", "--max-steps", "10"], "warmup_steps 50 is more than"),
-        (["--data", "{shards}", "--n-layer", "0"], "error: model.n_layer: Input should be greater than 0"),
+        (["--data", "{shards}", "--n-layer", "0"], "error: --n-layer: Input should be greater than 0"),
         (
             ["--data", "{shards}", "{shards}:2"],
             "error: --data: data directory {shards} is given twice; give it once, with the sum of the weights",
@@ -84,9 +87,20 @@ def test_config_file_errors_name_the_file_and_key(capsys, shards, tmp_path):
     path.write_text(
         yaml.safe_dump({"data": [str(shards)], "out": str(tmp_path / "r"), "model": {"vocab_size": 5}})
     )
-    assert "model.vocab_size comes from the shards' tokenizer" in one_line_error(
+    assert f"{path}: key 'model.vocab_size': comes from the shards' tokenizer" in one_line_error(
         capsys, ["pretrain", "--config", str(path)]
     )
+    for model, expected in [
+        ({"n_layer": 0}, "key 'model.n_layer': Input should be greater than 0"),
+        ({"n_layers": 2}, "key 'model.n_layers': unknown model setting; choose from n_layer, d_model"),
+        ({"n_kv_head": 3}, "key 'model': n_head 4 is not divisible by n_kv_head 3"),
+    ]:
+        settings = {"data": [str(shards)], "out": str(tmp_path / "r"), "preset": "tiny", "model": model}
+        path.write_text(yaml.safe_dump(settings))
+        assert f"error: {path}: {expected}" in one_line_error(capsys, ["pretrain", "--config", str(path)])
+    # A flag's value is named by the flag, though the file sets other model keys.
+    argv = ["pretrain", "--config", str(path), "--n-layer", "0"]
+    assert "error: --n-layer: Input should be greater than 0" in one_line_error(capsys, argv)
     path.write_bytes(b"lr: 0.1\n\xff\n")
     assert f"--config: {path} is not UTF-8 text (byte 8)" in one_line_error(
         capsys, ["pretrain", "--config", str(path)]
