@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -35,6 +36,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from train.distributed import DistEnv, barrier
+from train.model import ModelConfig
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -56,8 +58,11 @@ def latest_checkpoint(root: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("_")[1]), default=None)
 
 
-def read_state(path: Path) -> dict:
-    """`state.json` of a checkpoint directory."""
+def read_state(path: Path, *required: str) -> dict:
+    """`state.json` of a checkpoint directory; it must hold the keys `required` (`a.b`: key b of object a).
+
+    A hand-edited or damaged file is a one-line ValueError naming it and the first key it lacks.
+    """
     file = path / STATE_FILE
     try:
         state = json.loads(file.read_text())
@@ -67,7 +72,25 @@ def read_state(path: Path) -> dict:
         raise ValueError(
             f"{file}: expected a JSON object, got {type(state).__name__}; the checkpoint is damaged"
         )
+    for key in required:
+        value = state
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise ValueError(f"{file}: no '{key}'; the checkpoint is damaged or was not written by train")
+            value = value[part]
     return state
+
+
+def state_model_config(state: dict, path: Path) -> ModelConfig:
+    """The model shape that the `state.json` of checkpoint `path` records (read with `read_state(path,
+    "model")`); a ValueError naming the file and the field when it is not a valid one."""
+    try:
+        return ModelConfig.model_validate(state["model"])
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(["model", *map(str, first["loc"])])
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{path / STATE_FILE}: {where}: {message}; the checkpoint is damaged") from None
 
 
 def save_checkpoint(

@@ -14,11 +14,9 @@ from typing import Literal, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
-from train.config import PretrainConfig
+from train.config import MODEL_OVERRIDE_KEYS, PretrainConfig
 from train.model import ModelConfig
-
-# Model fields that are not flags: the vocabulary comes from the shards, max_seq_len from --seq-len.
-_NOT_MODEL_FLAGS = {"vocab_size", "max_seq_len"}
+from train.user_files import output_path
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -82,7 +80,7 @@ def add_pretrain_command(sub: argparse._SubParsersAction) -> None:
             _add_field_flag(run, name, field)
     model = parser.add_argument_group("model (override the preset's shape)")
     for name, field in ModelConfig.model_fields.items():
-        if name not in _NOT_MODEL_FLAGS:
+        if name in MODEL_OVERRIDE_KEYS:
             _add_field_flag(model, name, field)
     parser.set_defaults(func=cmd_pretrain)
 
@@ -167,7 +165,7 @@ def add_finetune_commands(sub: argparse._SubParsersAction) -> None:
         command.set_defaults(func=cmd_finetune)
     merge = methods.add_parser("merge", help="fold a saved LoRA adapter into its base: a normal checkpoint")
     merge.add_argument("adapter", type=Path, help="the adapter directory of a LoRA run (RUN/adapter)")
-    merge.add_argument("--out", type=Path, required=True, help="run directory for the merged checkpoint")
+    merge.add_argument("--out", required=True, help="run directory for the merged checkpoint")
     merge.set_defaults(func=cmd_finetune_merge)
 
     export = sub.add_parser("export", help="write a checkpoint as a Hugging Face Llama directory")
@@ -177,7 +175,7 @@ def add_finetune_commands(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="a checkpoint directory, or a run directory (its newest)",
     )
-    export.add_argument("--hf", type=Path, required=True, help="the directory to write")
+    export.add_argument("--hf", required=True, help="the directory to write")
     export.add_argument("--dtype", choices=list(DTYPES), help="tensor dtype (default: the checkpoint's)")
     export.add_argument(
         "--eos-token", help="end token of a checkpoint without tokenizer_config.json (default <|endoftext|>)"
@@ -186,7 +184,7 @@ def add_finetune_commands(sub: argparse._SubParsersAction) -> None:
 
     imported = sub.add_parser("import", help="a Hugging Face Llama directory as a checkpoint")
     imported.add_argument("--hf", type=Path, required=True, help="the model directory (config.json, ...)")
-    imported.add_argument("--out", type=Path, required=True, help="run directory for the checkpoint")
+    imported.add_argument("--out", required=True, help="run directory for the checkpoint")
     imported.set_defaults(func=cmd_import)
 
 
@@ -201,21 +199,22 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_finetune_merge(args: argparse.Namespace) -> int:
     from train.finetune.lora import merge_adapter
 
-    print(f"checkpoint {merge_adapter(args.adapter, args.out)}")
+    print(f"checkpoint {merge_adapter(args.adapter, output_path(args.out, '--out'))}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from train.export import export_checkpoint
 
-    print(f"wrote {export_checkpoint(args.checkpoint, args.hf, args.dtype, args.eos_token)}")
+    out = output_path(args.hf, "--hf")
+    print(f"wrote {export_checkpoint(args.checkpoint, out, args.dtype, args.eos_token)}")
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     from train.export import import_checkpoint
 
-    print(f"checkpoint {import_checkpoint(args.hf, args.out)}")
+    print(f"checkpoint {import_checkpoint(args.hf, output_path(args.out, '--out'))}")
     return 0
 
 

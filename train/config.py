@@ -15,11 +15,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from train.data import DataSource
 from train.model import PRESETS, VOCAB_MULTIPLE, ModelConfig, preset_config
-from train.user_files import check_output_dir, read_text
+from train.user_files import check_output_dir, output_path, read_text
 
 
 class ConfigError(ValueError):
     """A setting that cannot work; the message names it and says what to change."""
+
+
+# The model fields a run may override (flags and `model:` keys): the vocabulary comes from the shards,
+# max_seq_len from seq_len.
+MODEL_OVERRIDE_KEYS = [k for k in ModelConfig.model_fields if k not in ("vocab_size", "max_seq_len")]
+
+
+class ModelOverrideError(ValueError):
+    """A bad `model` override; `key` is the model field (None: the shape as a whole), so that
+    `load_pretrain_config` can name the flag or the YAML file it came from."""
+
+    def __init__(self, key: str | None, message: str) -> None:
+        super().__init__(f"model{'.' + key if key else ''}: {message}")
+        self.key, self.message = key, message
 
 
 class PretrainConfig(BaseModel):
@@ -90,10 +104,25 @@ class PretrainConfig(BaseModel):
     @field_validator("data")
     @classmethod
     def _data_exists(cls, value: list[DataSource]) -> list[DataSource]:
+        seen: dict[Path, DataSource] = {}
         for source in value:
             if not source.path.is_dir():
                 raise ValueError(f"data directory {source.path} does not exist")
+            # Refused rather than merged (a Megatron user expects one or the other): each entry is read in
+            # the same seeded order, so a repeat feeds each of its samples twice per epoch, and summing the
+            # weights would guess at what was meant. A repeat is usually a slip (a glob and a name).
+            first = seen.setdefault(source.path.resolve(), source)
+            if first is not source:
+                also = f" (also as {first.path})" if first.path != source.path else ""
+                raise ValueError(
+                    f"data directory {source.path} is given twice{also}; give it once, with the sum of the weights"
+                )
         return value
+
+    @field_validator("out", mode="before")
+    @classmethod
+    def _out_is_named(cls, value: Any) -> Any:
+        return output_path(value) if isinstance(value, str) else value
 
     @field_validator("out")
     @classmethod
@@ -110,15 +139,19 @@ class PretrainConfig(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> PretrainConfig:
         if "max_seq_len" in self.model:
-            raise ValueError("model.max_seq_len follows seq_len; set seq_len instead")
+            raise ModelOverrideError("max_seq_len", "follows seq_len; set seq_len instead")
         if "vocab_size" in self.model:
-            raise ValueError("model.vocab_size comes from the shards' tokenizer (metadata.json); remove it")
+            raise ModelOverrideError(
+                "vocab_size", "comes from the shards' tokenizer (metadata.json); remove it"
+            )
         try:
             shape = self.build_model_config(vocab_size=VOCAB_MULTIPLE)
         except ValidationError as err:
             first = err.errors()[0]
-            where = ".".join(["model", *map(str, first["loc"])])
-            raise ValueError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+            message = first["msg"].removeprefix("Value error, ")
+            if first["type"] == "extra_forbidden":
+                message = f"unknown model setting; choose from {', '.join(MODEL_OVERRIDE_KEYS)}"
+            raise ModelOverrideError(".".join(map(str, first["loc"])) or None, message) from None
         # Typed values ("4" from a flag becomes 4), so a resumed run compares like with like.
         self.model = {key: getattr(shape, key) for key in self.model}
         if self.global_batch_size % self.micro_batch_size:
@@ -199,6 +232,9 @@ def load_pretrain_config(config_file: Path | None, overrides: dict[str, Any]) ->
         return PretrainConfig(**merged)
     except ValidationError as err:
         first = err.errors()[0]
+        cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, ModelOverrideError):
+            raise ConfigError(_where_in_model(cause, overrides, values, config_file)) from None
         key = str(first["loc"][0]) if first["loc"] else ""
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "missing":
@@ -213,3 +249,16 @@ def load_pretrain_config(config_file: Path | None, overrides: dict[str, Any]) ->
         if first["type"] == "extra_forbidden":
             message = "unknown setting"
         raise ConfigError(f"{where}: {message}") from None
+
+
+def _where_in_model(
+    error: ModelOverrideError, flags: dict[str, Any], file_values: dict[str, Any], config_file: Path | None
+) -> str:
+    """The error of a model override, named by the flag or the config file's key that set it."""
+    from_flags = flags.get("model", {})
+    from_file = file_values.get("model") if isinstance(file_values.get("model"), dict) else {}
+    if error.key in from_flags:
+        return f"--{error.key.replace('_', '-')}: {error.message}"
+    if config_file is not None and from_file and (error.key is None or error.key in from_file):
+        return f"{config_file}: key 'model{'.' + error.key if error.key else ''}': {error.message}"
+    return str(error)  # the whole shape, set by flags and the preset

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from train.checkpoint import latest_checkpoint, load_weights, read_state
+from train.checkpoint import latest_checkpoint, load_weights, read_state, state_model_config
 from train.data import DataSource, Documents, SampleDataset, load_batch, open_sources, split_documents
 from train.distributed import DistEnv, all_reduce, single_process
-from train.model import ModelConfig, Transformer
+from train.model import Transformer
 
 
 @torch.no_grad()
@@ -92,10 +92,14 @@ def evaluate_checkpoint(
     documents the checkpoint's run held out for validation (`valid`)."""
     env = single_process(device)
     checkpoint = resolve_checkpoint(checkpoint)
-    state = read_state(checkpoint)
+    run_keys = ("trajectory.seq_len", "trajectory.seed", "trajectory.valid_fraction")
+    state = read_state(checkpoint, "model", "tokenizer_sha256", *run_keys)
     run = state["trajectory"]
-    shard_sets = open_sources(sources, state["tokenizer_sha256"])  # before the weights: data errors first
-    model_cfg = ModelConfig(**state["model"])
+    try:  # before the weights: data errors first
+        shard_sets = open_sources(sources, state["tokenizer_sha256"])
+    except (ValueError, FileNotFoundError) as err:  # no such directory, a bad shard, another tokenizer
+        raise ValueError(f"--data: {err}") from None
+    model_cfg = state_model_config(state, checkpoint)
     model = Transformer(model_cfg)
     load_weights(checkpoint, model)
     model.to(env.device)

@@ -31,7 +31,13 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer
 
 from curate.file_hash import file_sha256
-from train.checkpoint import MODEL_FILE, read_safetensors, read_state, strip_wrapper_prefixes
+from train.checkpoint import (
+    MODEL_FILE,
+    read_safetensors,
+    read_state,
+    state_model_config,
+    strip_wrapper_prefixes,
+)
 from train.evaluate import resolve_checkpoint
 from train.finetune.chat_template import TOKENIZER_CONFIG_FILE, read_tokenizer_config, token_text
 from train.finetune.save import check_new_run_dir, save_model_checkpoint
@@ -173,7 +179,7 @@ def export_checkpoint(
     tokenizer config (see `chat_template.read_tokenizer_config`)."""
     check_output_dir(out, "--hf")
     checkpoint = resolve_checkpoint(checkpoint)
-    cfg = ModelConfig(**read_state(checkpoint)["model"])
+    cfg = state_model_config(read_state(checkpoint, "model"), checkpoint)
     weights = strip_wrapper_prefixes(read_safetensors(checkpoint / MODEL_FILE))
     with torch.device("meta"):  # names and shapes only, no memory
         expected = {k: v.shape for k, v in Transformer(cfg).state_dict().items()}

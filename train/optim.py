@@ -1,5 +1,5 @@
-"""AdamW with weight decay on matrices only, the gradient clip and step, and the warmup + cosine
-learning-rate schedule."""
+"""AdamW with weight decay on matrices only, the gradient clip and step, the warmup + cosine
+learning-rate schedule, and the check that the loss has not diverged."""
 
 from __future__ import annotations
 
@@ -31,6 +31,19 @@ def clip_and_step(
     norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
     optimizer.step()
     return norm
+
+
+class TrainingDiverged(ValueError):
+    """The loss became inf or nan: the learning rate is too high for this model and data.
+
+    A ValueError, so that the `train` CLI ends with its one-line error, as for any setting that cannot work.
+    """
+
+
+def check_not_diverged(loss: float, step: int) -> None:
+    """Raise TrainingDiverged, naming --lr, when the logged loss of `step` is not finite."""
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"loss is {loss} at step {step}: training diverged; lower --lr")
 
 
 def lr_at(step: int, lr: float, min_lr: float, warmup_steps: int, max_steps: int) -> float:

@@ -36,7 +36,7 @@ from train.distributed import (
 from train.evaluate import evaluate_loss
 from train.metrics import MFU_CONVENTION, MetricsLog, flops_per_token, peak_flops, plot_loss_curve
 from train.model import Transformer, attention_kernels, count_params
-from train.optim import build_optimizer, clip_and_step, lr_at
+from train.optim import build_optimizer, check_not_diverged, clip_and_step, lr_at
 
 
 def pretrain(cfg: PretrainConfig, console: Console | None = None) -> dict:
@@ -75,7 +75,7 @@ def _pretrain(cfg: PretrainConfig, env: DistEnv, console: Console) -> dict:
     if cfg.resume:
         if resume_from is None:
             raise ConfigError(f"--resume: no checkpoint under {checkpoints}")
-        saved = read_state(resume_from)
+        saved = read_state(resume_from, "step", "consumed_samples", "trajectory", "tokenizer_sha256")
         check_resumable(cfg, saved["trajectory"], resume_from)
     elif resume_from is not None:
         raise ConfigError(
@@ -195,8 +195,7 @@ def _pretrain(cfg: PretrainConfig, env: DistEnv, console: Console) -> dict:
                 mean_loss = all_reduce(loss_sum / (window_steps * accum_steps), env, "avg").item()
                 norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
                 elapsed = time.perf_counter() - window_start - paused
-                if not math.isfinite(mean_loss):
-                    raise RuntimeError(f"loss is {mean_loss} at step {step}: training diverged; lower --lr")
+                check_not_diverged(mean_loss, step)
                 tokens_per_s = window_steps * tokens_per_step / elapsed
                 mfu = tokens_per_s / env.world_size * flops / peak[0] if peak else None
                 last_loss = mean_loss

@@ -28,6 +28,14 @@ def read_text(path: Path, flag: str = "") -> str:
         raise ValueError(f"{_where(flag)}cannot read {path} ({err.strerror})") from None
 
 
+def output_path(text: str, flag: str = "") -> Path:
+    """The path `text` of something to write; an empty one is refused, since Path("") is the current
+    directory: an unset shell variable would otherwise fill it."""
+    if not text.strip():
+        raise ValueError(f"{_where(flag)}the path is empty; name a directory (. for the current one)")
+    return Path(text)
+
+
 def check_output_dir(path: Path, flag: str = "") -> Path:
     """`path` if it is a directory or could be made one: not a file, not under a file, writable."""
     existing = next(p for p in (path, *path.parents) if p.exists())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from tests.train.test_cli import one_line_error
 from train import checkpoint as ckpt
 from train.distributed import single_process
 from train.model import Transformer, preset_config
@@ -146,3 +148,33 @@ def test_rng_states_round_trip():
     ckpt.restore_rng(state)
     again = (random.random(), np.random.rand(), torch.rand(3))
     assert drawn[0] == again[0] and drawn[1] == again[1] and torch.equal(drawn[2], again[2])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda s: s.pop("model"), "no 'model'"),
+        (lambda s: s["trajectory"].pop("seed"), "no 'trajectory.seed'"),
+        (lambda s: s["model"].update(n_layer=0), "model.n_layer: Input should be greater than 0"),
+        (lambda s: s["model"].update(n_kv_head=3), "model: n_head 4 is not divisible by n_kv_head 3"),
+        (lambda s: s.update(model="tiny"), "model: Input should be a valid dictionary"),
+    ],
+)
+def test_a_hand_edited_state_json_is_one_line_naming_it(
+    capsys, tmp_path, shards, tokenizer_file, edit, message
+):
+    model, optimizer = trained_pair()
+    path = save(tmp_path, 5, model, optimizer, tokenizer_file)
+    state = json.loads((path / "state.json").read_text())
+    trajectory = {"seq_len": 32, "seed": 0, "valid_fraction": 0.0}
+    state.update(model=model.cfg.model_dump(), trajectory=trajectory, tokenizer_sha256=None)
+    edit(state)
+    (path / "state.json").write_text(json.dumps(state))
+    for argv in (
+        ["eval", str(path), "--data", str(shards)],
+        ["generate", "--checkpoint", str(path), "--prompt", "The cat"],
+        ["export", "--checkpoint", str(path), "--hf", str(tmp_path / "hf")],
+    ):
+        if "trajectory" in message and argv[0] != "eval":
+            continue  # only eval reads the pretraining run's settings
+        assert f"{path / 'state.json'}: {message}" in one_line_error(capsys, argv), argv

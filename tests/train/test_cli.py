@@ -38,7 +38,10 @@ def one_line_error(capsys, argv: list[str]) -> str:
         ),
         (["--data", "{shards}", "--lr", "fast"], "--lr: Input should be a valid number"),
         (["--data", "{shards}", "--lr", "inf"], "--lr: Input should be a finite number"),
-        (["--data", "{shards}", "--rope-theta", "nan"], "model.rope_theta: Input should be a finite number"),
+        (
+            ["--data", "{shards}", "--rope-theta", "nan"],
+            "error: --rope-theta: Input should be a finite number",
+        ),
         (
             ["--data", "{shards}", "--micro-batch-size", "0"],
             "--micro-batch-size: Input should be greater than 0",
@@ -49,7 +52,15 @@ def one_line_error(capsys, argv: list[str]) -> str:
             "error: model: n_head 4 is not divisible by n_kv_head 3",
         ),
         (["--data", "{shards}", "--warmup-steps", "50", "--max-steps", "10"], "warmup_steps 50 is more than"),
-        (["--data", "{shards}", "--n-layer", "0"], "error: model.n_layer: Input should be greater than 0"),
+        (["--data", "{shards}", "--n-layer", "0"], "error: --n-layer: Input should be greater than 0"),
+        (
+            ["--data", "{shards}", "{shards}:2"],
+            "error: --data: data directory {shards} is given twice; give it once, with the sum of the weights",
+        ),
+        (
+            ["--data", "{shards}", "{shards}/../web"],
+            "error: --data: data directory {shards}/../web is given twice (also as {shards}); give it once",
+        ),
         (["--out", "x"], "--data: required"),
         (["--data", "{shards}", "--colour", "red"], "unrecognized arguments: --colour red"),
         (["--data", "{shards}", "--resume"], "--resume: no checkpoint under"),
@@ -58,7 +69,7 @@ def one_line_error(capsys, argv: list[str]) -> str:
 def test_bad_pretrain_arguments_are_one_line_errors(capsys, shards, tmp_path, extra, expected):
     argv = ["pretrain", "--out", str(tmp_path / "run"), "--preset", "tiny", "--no-progress"]
     argv += [a.format(shards=shards) for a in extra]
-    assert expected in one_line_error(capsys, argv)
+    assert expected.format(shards=shards) in one_line_error(capsys, argv)
 
 
 def test_config_file_errors_name_the_file_and_key(capsys, shards, tmp_path):
@@ -76,9 +87,20 @@ def test_config_file_errors_name_the_file_and_key(capsys, shards, tmp_path):
     path.write_text(
         yaml.safe_dump({"data": [str(shards)], "out": str(tmp_path / "r"), "model": {"vocab_size": 5}})
     )
-    assert "model.vocab_size comes from the shards' tokenizer" in one_line_error(
+    assert f"{path}: key 'model.vocab_size': comes from the shards' tokenizer" in one_line_error(
         capsys, ["pretrain", "--config", str(path)]
     )
+    for model, expected in [
+        ({"n_layer": 0}, "key 'model.n_layer': Input should be greater than 0"),
+        ({"n_layers": 2}, "key 'model.n_layers': unknown model setting; choose from n_layer, d_model"),
+        ({"n_kv_head": 3}, "key 'model': n_head 4 is not divisible by n_kv_head 3"),
+    ]:
+        settings = {"data": [str(shards)], "out": str(tmp_path / "r"), "preset": "tiny", "model": model}
+        path.write_text(yaml.safe_dump(settings))
+        assert f"error: {path}: {expected}" in one_line_error(capsys, ["pretrain", "--config", str(path)])
+    # A flag's value is named by the flag, though the file sets other model keys.
+    argv = ["pretrain", "--config", str(path), "--n-layer", "0"]
+    assert "error: --n-layer: Input should be greater than 0" in one_line_error(capsys, argv)
     path.write_bytes(b"lr: 0.1\n\xff\n")
     assert f"--config: {path} is not UTF-8 text (byte 8)" in one_line_error(
         capsys, ["pretrain", "--config", str(path)]
@@ -128,7 +150,9 @@ def test_junk_weights_are_one_line_naming_the_file(capsys, shards, tokenizer_fil
     # The data is checked before the weights are read.
     missing = tmp_path / "no-shards"
     err = one_line_error(capsys, ["eval", str(checkpoint), "--data", str(missing)])
-    assert f"data directory {missing} does not exist" in err
+    assert f"error: --data: data directory {missing} does not exist" in err
+    err = one_line_error(capsys, ["eval", str(checkpoint), "--data", str(tmp_path)])
+    assert f"error: --data: {tmp_path / 'metadata.json'}: missing; is {tmp_path} a shard directory?" in err
 
 
 def test_eval_errors_are_one_line(capsys, shards, tmp_path):
@@ -136,6 +160,21 @@ def test_eval_errors_are_one_line(capsys, shards, tmp_path):
     assert "is neither a checkpoint nor a run directory" in err
     err = one_line_error(capsys, ["eval", str(tmp_path), "--data", str(shards), "--micro-batch-size", "0"])
     assert "--micro-batch-size must be positive" in err
+
+
+def test_an_empty_output_directory_is_refused(capsys, shards, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where an empty path would write
+    missing = str(tmp_path / "missing")
+    for argv, flag in [
+        (["pretrain", "--data", str(shards), "--preset", "tiny", "--out", ""], "--out"),
+        (["finetune", "sft", "--base", missing, "--data", missing, "--out", ""], "--out"),
+        (["finetune", "merge", missing, "--out", ""], "--out"),
+        (["export", "--checkpoint", missing, "--hf", ""], "--hf"),
+        (["import", "--hf", missing, "--out", " "], "--out"),
+    ]:
+        err = one_line_error(capsys, argv)
+        assert f"error: {flag}: the path is empty; name a directory (. for the current one)" in err, argv
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("under_file", [False, True])
@@ -153,3 +192,14 @@ def test_an_output_directory_that_is_a_file_is_refused_before_any_work(capsys, s
         (["import", "--hf", missing, "--out", str(out)], "--out"),
     ]:
         assert f"error: {flag}: {expected}; name a directory" in one_line_error(capsys, argv), argv
+
+
+def test_a_learning_rate_that_diverges_is_one_line_naming_lr(capsys, shards, tmp_path):
+    out = tmp_path / "run"
+    argv = ["pretrain", "--data", str(shards), "--out", str(out), "--preset", "tiny", "--no-progress"]
+    argv += ["--seq-len", "32", "--micro-batch-size", "4", "--global-batch-size", "4", "--max-steps", "4"]
+    argv += ["--warmup-steps", "0", "--lr", "1e30", "--log-every", "1", "--valid-fraction", "0"]
+    assert "training diverged; lower --lr" in one_line_error(capsys, argv)
+    # As before: no train record of the diverged step, no checkpoint, no end record.
+    kinds = [json.loads(line)["kind"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert "end" not in kinds and not (out / "checkpoints").exists()

@@ -154,3 +154,15 @@ def test_merge_of_a_directory_that_is_no_adapter_says_so(base, tmp_path, capsys)
     assert main(["finetune", "merge", str(base), "--out", str(tmp_path / "merged")]) == 2
     err = capsys.readouterr().err
     assert f"{base} is not a LoRA adapter (no adapter_config.json)" in err and "Errno" not in err
+
+
+@pytest.mark.parametrize("targets", ["", "q,,v", "q,"])
+def test_an_empty_lora_target_name_is_one_line_naming_the_flag(tmp_path, capsys, targets):
+    missing = str(tmp_path / "missing")
+    args = ["finetune", "sft", "--base", missing, "--data", missing, "--out", str(tmp_path / "x")]
+    assert main([*args, "--lora-rank", "4", "--lora-targets", targets]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "train finetune: error: --lora-targets: an empty target name; "
+        f"give a comma-separated list of {','.join(TARGETS)}"
+    )

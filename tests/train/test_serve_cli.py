@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
 
 import pytest
@@ -62,3 +64,20 @@ def test_generate_refuses_a_directory_as_prompts_file(capsys, junk_checkpoint, t
 def test_generate_refuses_an_infinite_temperature(capsys, junk_checkpoint):
     argv = ["generate", "--checkpoint", str(junk_checkpoint), "--prompt", "The cat", "--temperature", "inf"]
     assert "--temperature: Input should be a finite number" in one_line_error(capsys, argv)
+
+
+@pytest.mark.parametrize("command", ["serve", "generate"])
+def test_a_broken_chat_template_is_one_line_naming_its_file_before_the_model_loads(
+    capsys, junk_checkpoint, tokenizer_file, command
+):
+    shutil.copyfile(tokenizer_file, junk_checkpoint / "tokenizer.json")
+    config = junk_checkpoint / "tokenizer_config.json"
+    config.write_text(json.dumps({"chat_template": "{% for m in messages %}{{ m.content }}"}))
+    argv = [command, "--checkpoint", str(junk_checkpoint), "--port" if command == "serve" else "--prompt"]
+    err = one_line_error(capsys, [*argv, "0" if command == "serve" else "The cat"])
+    assert f"{config}: chat_template is not valid Jinja (line 1: " in err
+
+
+def test_generate_names_an_empty_stop_string_flag(capsys, junk_checkpoint):
+    argv = ["generate", "--checkpoint", str(junk_checkpoint), "--prompt", "The cat", "--stop", ""]
+    assert "error: --stop: stop strings must not be empty" in one_line_error(capsys, argv)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from train.user_files import check_output_dir, read_text
+from train.user_files import check_output_dir, output_path, read_text
 
 
 def test_read_text_names_the_flag_and_what_is_wrong(tmp_path):
@@ -31,3 +33,12 @@ def test_an_output_directory_may_exist_or_be_new_but_not_be_a_file(tmp_path):
         check_output_dir(tmp_path / "file", "--out")
     with pytest.raises(ValueError, match="file/run is under .*/file, which is a file"):
         check_output_dir(tmp_path / "file" / "run")
+
+
+def test_an_empty_output_path_is_refused_not_taken_as_the_current_directory():
+    assert output_path(".", "--out") == Path(".")
+    for empty in ("", "  "):
+        with pytest.raises(
+            ValueError, match=r"^--out: the path is empty; name a directory \(\. for the current"
+        ):
+            output_path(empty, "--out")

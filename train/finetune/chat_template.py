@@ -24,6 +24,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer
 
 from curate.part_files import atomic_write_text
+from train.user_files import read_text
 
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 # curate's tokenize stage appends its `eod_token` (this default) to every document and adds its
@@ -68,7 +69,7 @@ def token_text(value: str | dict | None) -> str | None:
     return value["content"] if isinstance(value, dict) else value
 
 
-def default_tokenizer_config(tokenizer: Tokenizer) -> dict:
+def default_tokenizer_config(tokenizer: Tokenizer, chat_template: str = DEFAULT_CHAT_TEMPLATE) -> dict:
     """The tokenizer config of a checkpoint that has none (a pretrain checkpoint): curate's special
     tokens (pad only when the tokenizer has it) and the default chat template."""
     config = {
@@ -76,7 +77,7 @@ def default_tokenizer_config(tokenizer: Tokenizer) -> dict:
         "bos_token": DEFAULT_EOS_TOKEN,
         "eos_token": DEFAULT_EOS_TOKEN,
         "clean_up_tokenization_spaces": False,
-        "chat_template": DEFAULT_CHAT_TEMPLATE,
+        "chat_template": chat_template,
     }
     if tokenizer.token_to_id(DEFAULT_PAD_TOKEN) is not None:
         config["pad_token"] = DEFAULT_PAD_TOKEN
@@ -84,13 +85,25 @@ def default_tokenizer_config(tokenizer: Tokenizer) -> dict:
 
 
 def read_tokenizer_config(
-    checkpoint: Path, chat_template: str | None = None, eos_token: str | None = None
+    checkpoint: Path,
+    chat_template: str | None = None,
+    eos_token: str | None = None,
+    default_template: str = DEFAULT_CHAT_TEMPLATE,
 ) -> dict:
     """`tokenizer_config.json` of a checkpoint (or the default one, see above), with the chat template
-    and the eos token replaced when given; a config without a template gets the default template."""
-    tokenizer = Tokenizer.from_file(str(checkpoint / "tokenizer.json"))
+    and the eos token replaced when given; a config without a template gets `default_template`."""
+    tokenizer = _read_tokenizer(checkpoint)
     path = checkpoint / TOKENIZER_CONFIG_FILE
-    config = json.loads(path.read_text()) if path.is_file() else default_tokenizer_config(tokenizer)
+    if path.is_file():
+        text = read_text(path)
+        try:
+            config = json.loads(text)
+        except ValueError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    else:
+        config = default_tokenizer_config(tokenizer, default_template)
     if chat_template is not None:
         config["chat_template"] = chat_template
     if isinstance(config.get("chat_template"), list):
@@ -98,19 +111,31 @@ def read_tokenizer_config(
         named = {t["name"]: t["template"] for t in config["chat_template"]}
         if "default" not in named:
             raise ValueError(
-                f"{path}: named chat templates {sorted(named)} have no 'default'; pass --chat-template"
+                f"{path}: named chat templates {sorted(named)} have no 'default'; name one 'default' "
+                "(or, to finetune, pass --chat-template)"
             )
         config["chat_template"] = named["default"]
     if not config.get("chat_template"):
-        config["chat_template"] = DEFAULT_CHAT_TEMPLATE
+        config["chat_template"] = default_template
     if eos_token is not None:
         config["eos_token"] = eos_token
-    eos = token_text(config.get("eos_token"))
-    if eos is None or tokenizer.token_to_id(eos) is None:
+    elif config.get("eos_token") is None:  # as with no tokenizer config at all: curate's separator
+        config["eos_token"] = DEFAULT_EOS_TOKEN
+    eos = token_text(config["eos_token"])
+    if tokenizer.token_to_id(eos) is None:
         raise ValueError(
             f"{checkpoint}: the tokenizer has no end-of-turn token {eos!r}; pass --eos-token with one it has"
         )
     return config
+
+
+def _read_tokenizer(checkpoint: Path) -> Tokenizer:
+    # Tokenizer.from_file, not curate's load_tokenizer: a prompt that spells a special token (a chat
+    # template's markers) means that token here, whereas in a crawled document it is plain text.
+    path = checkpoint / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{checkpoint} has no tokenizer.json")
+    return Tokenizer.from_file(str(path))
 
 
 def write_tokenizer_config(directory: Path, config: dict) -> None:
@@ -122,16 +147,14 @@ def write_tokenizer_config(directory: Path, config: dict) -> None:
 class ChatFormat:
     """A tokenizer and its chat template: conversations to text, to tokens, with the assistant's marked."""
 
-    def __init__(self, tokenizer: Tokenizer, config: dict) -> None:
+    def __init__(self, tokenizer: Tokenizer, config: dict, origin: str = "the chat template") -> None:
+        """`origin` names where `config["chat_template"]` comes from, for the error when it does not compile."""
         self.tokenizer = tokenizer
         self.config = config
-        try:
+        try:  # compiled here, so a broken template fails before any model loads or request comes
             self.template = _environment().from_string(config["chat_template"])
         except jinja2.TemplateSyntaxError as err:
-            raise ValueError(
-                f"the chat template is not valid Jinja (line {err.lineno}: {err.message}); "
-                "fix it or pass another --chat-template"
-            ) from None
+            raise ValueError(f"{origin} is not valid Jinja (line {err.lineno}: {err.message})") from None
         self.special_tokens = {
             name: token_text(config[name]) for name in _SPECIAL_TOKENS if config.get(name) is not None
         }
@@ -142,12 +165,20 @@ class ChatFormat:
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: Path, chat_template: str | None = None, eos_token: str | None = None
+        cls,
+        checkpoint: Path,
+        chat_template: str | None = None,
+        eos_token: str | None = None,
+        default_template: str = DEFAULT_CHAT_TEMPLATE,
     ) -> ChatFormat:
         """The checkpoint's tokenizer.json (special tokens in text are special, as in HF's tokenizers)
-        with its tokenizer config, see `read_tokenizer_config`."""
-        config = read_tokenizer_config(checkpoint, chat_template, eos_token)
-        return cls(Tokenizer.from_file(str(checkpoint / "tokenizer.json")), config)
+        with its tokenizer config, see `read_tokenizer_config`; `chat_template` comes from --chat-template."""
+        config = read_tokenizer_config(checkpoint, chat_template, eos_token, default_template)
+        if chat_template is not None:
+            origin = "--chat-template: the chat template"
+        else:
+            origin = f"{checkpoint / TOKENIZER_CONFIG_FILE}: chat_template"
+        return cls(_read_tokenizer(checkpoint), config, origin)
 
     def render(self, messages: list[dict], add_generation_prompt: bool = False) -> str:
         try:

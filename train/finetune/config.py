@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from train.config import ConfigError
 from train.finetune.lora import TARGETS, LoRASettings
-from train.user_files import check_output_dir
+from train.user_files import check_output_dir, output_path
 
 
 class FinetuneConfig(BaseModel):
@@ -76,6 +76,11 @@ class FinetuneConfig(BaseModel):
     )
     progress: bool = Field(True, description="Show a progress bar on the terminal.")
 
+    @field_validator("out", mode="before")
+    @classmethod
+    def _out_is_named(cls, value: Any) -> Any:
+        return output_path(value) if isinstance(value, str) else value
+
     @field_validator("out")
     @classmethod
     def _out_is_a_directory(cls, value: Path) -> Path:
@@ -89,6 +94,8 @@ class FinetuneConfig(BaseModel):
     @field_validator("lora_targets")
     @classmethod
     def _known_targets(cls, value: list[str]) -> list[str]:
+        if "" in value:  # "", "q,,v" or "q,": a name left out
+            raise ValueError(f"an empty target name; give a comma-separated list of {','.join(TARGETS)}")
         unknown = [t for t in value if t not in TARGETS]
         if unknown:
             raise ValueError(f"unknown target(s) {', '.join(unknown)}; choose from {','.join(TARGETS)}")

@@ -22,7 +22,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from train.checkpoint import load_weights, read_state
+from train.checkpoint import load_weights, read_state, state_model_config
 from train.config import ConfigError
 from train.data import split_documents
 from train.distributed import single_process
@@ -35,8 +35,8 @@ from train.finetune.lora import apply_lora, merge_adapter, save_adapter
 from train.finetune.save import check_new_run_dir, finetuned_state, save_model_checkpoint
 from train.finetune.sft import SFTObjective, build_rows
 from train.metrics import MetricsLog, plot_loss_curve
-from train.model import ModelConfig, Transformer
-from train.optim import build_optimizer, clip_and_step, lr_at
+from train.model import Transformer
+from train.optim import build_optimizer, check_not_diverged, clip_and_step, lr_at
 from train.user_files import read_text
 
 
@@ -57,8 +57,9 @@ def finetune(cfg: FinetuneConfig, console: Console | None = None) -> dict:
     torch.manual_seed(cfg.seed)  # the LoRA init
 
     base = resolve_checkpoint(cfg.base)
-    base_state = read_state(base)
-    model_cfg = ModelConfig(**base_state["model"])
+    # finetuned_state copies the trajectory and tokenizer hash into the new checkpoint.
+    base_state = read_state(base, "model", "trajectory", "tokenizer_sha256")
+    model_cfg = state_model_config(base_state, base)
     seq_len = cfg.seq_len or model_cfg.max_seq_len
     if seq_len > model_cfg.max_seq_len:
         raise ConfigError(
@@ -188,10 +189,7 @@ def finetune(cfg: FinetuneConfig, console: Console | None = None) -> dict:
 
                 if step % cfg.log_every == 0 or step == max_steps:
                     record = window.flush()
-                    if not math.isfinite(record["loss"]):
-                        raise RuntimeError(
-                            f"loss is {record['loss']} at step {step}: training diverged; lower --lr"
-                        )
+                    check_not_diverged(record["loss"], step)
                     last_loss = record["loss"]
                     log.write("train", step=step, lr=lr, grad_norm=grad_norm.item(), **record)
                     line = f"step {step}/{max_steps} · " + _describe(record) + f" · lr {lr:.2e}"

@@ -22,10 +22,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 from curate.part_files import atomic_write_text
-from train.checkpoint import load_weights, read_safetensors, read_state
+from train.checkpoint import load_weights, read_safetensors, read_state, state_model_config
 from train.finetune.chat_template import TOKENIZER_CONFIG_FILE, write_tokenizer_config
 from train.finetune.save import check_new_run_dir, save_model_checkpoint
-from train.model import ModelConfig, Transformer
+from train.model import Transformer
 
 # Target names → the layers of a `train.model.Block` they adapt.
 TARGETS = {
@@ -150,10 +150,10 @@ def load_adapted_model(adapter_dir: Path) -> tuple[Transformer, dict]:
     base = Path(config["state"]["base"])
     if not (base / "state.json").is_file():
         raise FileNotFoundError(f"{adapter_dir}: its base checkpoint {base} is not there any more")
-    state = read_state(base)
+    state = read_state(base, "model", "tokenizer_sha256")
     if state["tokenizer_sha256"] != config["state"]["tokenizer_sha256"]:
         raise ValueError(f"{adapter_dir}: the checkpoint at {base} is not the one the adapter was trained on")
-    model = Transformer(ModelConfig(**state["model"]))
+    model = Transformer(state_model_config(state, base))
     load_weights(base, model)
     apply_lora(model, LoRASettings(**config["lora"]))
     weights = read_safetensors(adapter_dir / ADAPTER_WEIGHTS)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from train.checkpoint import load_weights, read_state
+from train.checkpoint import load_weights, read_state, state_model_config
 from train.distributed import pick_device
-from train.model import ModelConfig, Transformer
+from train.model import Transformer
 from train.serve.block_manager import BlockManager
 from train.serve.config import EngineConfig
 from train.serve.detokenizer import OutputText
@@ -60,7 +60,7 @@ class _GreedyDecode:
 
 def load_model(checkpoint: Path) -> Transformer:
     """The checkpoint's model (its shape from state.json, its weights from model.safetensors), on CPU."""
-    model = Transformer(ModelConfig(**read_state(checkpoint)["model"]))
+    model = Transformer(state_model_config(read_state(checkpoint, "model"), checkpoint))
     load_weights(checkpoint, model)
     return model
 
@@ -99,7 +99,9 @@ class LLMEngine:
         from train.evaluate import resolve_checkpoint
 
         checkpoint = resolve_checkpoint(path)
-        return cls(load_model(checkpoint), ServingTokenizer.from_checkpoint(checkpoint, eos_token), config)
+        # The tokenizer first: a bad eos token or chat template is reported before the weights load.
+        tokenizer = ServingTokenizer.from_checkpoint(checkpoint, eos_token)
+        return cls(load_model(checkpoint), tokenizer, config)
 
     def add_request(
         self, prompt_token_ids: list[int], params: SamplingParams, request_id: str | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class SamplingParams(BaseModel):
@@ -39,10 +39,16 @@ class SamplingParams(BaseModel):
     def greedy(self) -> bool:
         return self.temperature == 0
 
+    @field_validator("stop")
+    @classmethod
+    def _stops_not_empty(cls, value: list[str]) -> list[str]:
+        # A field's own check, so that the error names the field (the --stop flag).
+        if any(not s for s in value):
+            raise ValueError("stop strings must not be empty")
+        return value
+
     @model_validator(mode="after")
     def _stops_need_text(self) -> SamplingParams:
-        if any(not s for s in self.stop):
-            raise ValueError("stop strings must not be empty")
         if self.stop and not self.detokenize:
             raise ValueError("stop strings are matched on the text: they need detokenize=True")
         return self

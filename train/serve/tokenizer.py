@@ -1,25 +1,19 @@
 """The checkpoint's tokenizer for serving: text ↔ ids, the end-of-text token and the chat template.
 
 A checkpoint holds the `tokenizer.json` of the shards it was trained on. An HF-style
-`tokenizer_config.json` next to it, if present, may name the `eos_token` and give a Jinja `chat_template`
-(rendered as HF renders it: `messages`, `add_generation_prompt`, `bos_token`, `eos_token`). Without one,
+`tokenizer_config.json` next to it, if present, may name the `eos_token` and give a Jinja `chat_template`.
+Both are read, and the template compiled, by finetuning's `ChatFormat` (train/finetune/chat_template.py):
+one loader and one sandboxed Jinja setup, so a checkpoint's template renders here as it did in finetuning,
+and a broken one fails when the tokenizer loads, not at the first chat request. Without a tokenizer config
 the end-of-text token is curate's default document separator `<|endoftext|>`, and chats use
 DEFAULT_CHAT_TEMPLATE.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
-from jinja2.exceptions import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from tokenizers import Tokenizer
-
-# curate's tokenize stage appends this to every document unless configured otherwise.
-DEFAULT_EOS_TOKEN = "<|endoftext|>"
+from train.finetune.chat_template import ChatFormat
 
 # A plain-text transcript that a model pretrained on web text can continue:
 #     System: You are terse.
@@ -28,58 +22,38 @@ DEFAULT_EOS_TOKEN = "<|endoftext|>"
 #
 #     Assistant:
 # The model's reply ends at its end-of-text token, max_tokens, or a stop string such as "\n\nUser:".
+# Not finetuning's default (turn markers a pretrained model never saw): a finetuned checkpoint carries the
+# template it was trained with in its tokenizer_config.json, and that one is used.
 DEFAULT_CHAT_TEMPLATE = (
     "{% for message in messages %}{{ message.role | capitalize }}: {{ message.content }}\n\n{% endfor %}"
     "{% if add_generation_prompt %}Assistant:{% endif %}"
 )
 
 
-def _token_text(value: str | dict | None) -> str | None:
-    # tokenizer_config.json writes special tokens as strings or as {"content": ...} objects.
-    return value.get("content") if isinstance(value, dict) else value
-
-
-def _raise(message: str) -> None:
-    raise TemplateError(message)
-
-
-@dataclass
 class ServingTokenizer:
     """Encode prompts, decode outputs, render chats; `eos_token_id` ends a generation."""
 
-    tokenizer: Tokenizer
-    eos_token_id: int | None
-    chat_template: str = DEFAULT_CHAT_TEMPLATE
-    bos_token: str = ""
-    eos_token: str = ""
+    def __init__(self, chat: ChatFormat) -> None:
+        self.chat = chat
+        self.tokenizer = chat.tokenizer
+        self.eos_token_id = chat.eos_id
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Path, eos_token: str | None = None) -> ServingTokenizer:
         """`tokenizer.json` of a checkpoint directory, with `tokenizer_config.json` when it has one.
 
-        `eos_token` overrides the end-of-text token; a ValueError says what to pass when none is found.
+        `eos_token` overrides the end-of-text token; a ValueError says what to pass when none is found, or
+        names the file whose chat template does not compile.
         """
-        path = checkpoint / "tokenizer.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{checkpoint} has no tokenizer.json")
-        # Tokenizer.from_file, not curate's load_tokenizer: a prompt that spells a special token (a chat
-        # template's markers) means that token here, whereas in a crawled document it is plain text.
-        tokenizer = Tokenizer.from_file(str(path))
-        config_path = checkpoint / "tokenizer_config.json"
-        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-        template = config.get("chat_template") or DEFAULT_CHAT_TEMPLATE
-        if isinstance(template, list):  # named templates: HF uses the one called "default"
-            template = next((t["template"] for t in template if t.get("name") == "default"), None)
-            if template is None:
-                raise ValueError(f"{config_path}: chat_template has no template named 'default'")
-        eos = eos_token or _token_text(config.get("eos_token")) or DEFAULT_EOS_TOKEN
-        eos_id = tokenizer.token_to_id(eos)
-        if eos_id is None:
-            raise ValueError(
-                f"{path} has no end-of-text token {eos!r}; pass the one the shards were tokenized with "
-                "(their metadata.json names it as eod_token)"
+        return cls(
+            ChatFormat.from_checkpoint(
+                checkpoint, eos_token=eos_token, default_template=DEFAULT_CHAT_TEMPLATE
             )
-        return cls(tokenizer, eos_id, template, _token_text(config.get("bos_token")) or "", eos)
+        )
+
+    @property
+    def chat_template(self) -> str:
+        return self.chat.config["chat_template"]
 
     @property
     def vocab_size(self) -> int:
@@ -91,15 +65,6 @@ class ServingTokenizer:
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
-    @cached_property
-    def _template(self):
-        # Sandboxed, as HF renders templates: a checkpoint's template is code from whoever made it.
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        env.globals["raise_exception"] = _raise
-        return env.from_string(self.chat_template)
-
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         """The prompt text of a chat, ending where the assistant's reply starts."""
-        return self._template.render(
-            messages=messages, add_generation_prompt=True, bos_token=self.bos_token, eos_token=self.eos_token
-        )
+        return self.chat.render(messages, add_generation_prompt=True)
