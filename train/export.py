@@ -9,7 +9,8 @@ no token, and the logits of every real token are unchanged. It writes
 - `config.json` (LlamaConfig: `rope_parameters` for transformers 5, `rope_theta` for 4),
 - `model.safetensors` (in the checkpoint's dtype, or `--dtype`; a tied model stores the matrix once and
   says `tie_word_embeddings`),
-- `tokenizer.json` and `tokenizer_config.json` (special tokens, chat template, `model_max_length`),
+- `tokenizer.json` and `tokenizer_config.json` (special tokens, `model_max_length`, the chat template: the
+  checkpoint's, or for a pretrain checkpoint, which has none, the transcript `train serve` chats with),
 - `generation_config.json` (bos, eos and pad ids),
 
 which `LlamaForCausalLM.from_pretrained` and `AutoTokenizer.from_pretrained` load offline. Import reads
@@ -39,7 +40,12 @@ from train.checkpoint import (
     strip_wrapper_prefixes,
 )
 from train.evaluate import resolve_checkpoint
-from train.finetune.chat_template import TOKENIZER_CONFIG_FILE, read_tokenizer_config, token_text
+from train.finetune.chat_template import (
+    TOKENIZER_CONFIG_FILE,
+    TRANSCRIPT_CHAT_TEMPLATE,
+    read_tokenizer_config,
+    token_text,
+)
 from train.finetune.save import check_new_run_dir, save_model_checkpoint
 from train.model import ModelConfig, Transformer
 from train.user_files import check_output_dir
@@ -196,7 +202,7 @@ def export_checkpoint(
 
     tokenizer = Tokenizer.from_file(str(checkpoint / "tokenizer.json"))
     tokenizer_config = {
-        **read_tokenizer_config(checkpoint, eos_token=eos_token),
+        **read_tokenizer_config(checkpoint, eos_token=eos_token, default_template=TRANSCRIPT_CHAT_TEMPLATE),
         "model_max_length": cfg.max_seq_len,
     }
     token_ids = {}

@@ -21,8 +21,9 @@ from train.checkpoint import load_weights, read_state  # noqa: E402
 from train.cli import main  # noqa: E402
 from train.data import DataSource  # noqa: E402
 from train.evaluate import evaluate_checkpoint  # noqa: E402
-from train.finetune.chat_template import DEFAULT_CHAT_TEMPLATE, ChatFormat  # noqa: E402
+from train.finetune.chat_template import TRANSCRIPT_CHAT_TEMPLATE, ChatFormat  # noqa: E402
 from train.model import ModelConfig, Transformer  # noqa: E402
+from train.serve.tokenizer import ServingTokenizer  # noqa: E402
 
 HF_FILES = {
     "config.json",
@@ -83,10 +84,12 @@ def test_the_exported_tokenizer_and_chat_template_agree(bases, tmp_path, tokeniz
     for text in documents(20, seed=5) + ["Ünïcödé, emoji 😀 and\ttabs\n\nnew lines"]:
         assert tokenizer(text)["input_ids"] == ours.encode(text).ids
 
-    chat = ChatFormat.from_checkpoint(checkpoint)
-    assert tokenizer.chat_template == DEFAULT_CHAT_TEMPLATE
+    # A pretrain checkpoint has no template: the export chats as `train serve` serves it.
+    chat = ChatFormat.from_checkpoint(checkpoint, default_template=TRANSCRIPT_CHAT_TEMPLATE)
+    assert tokenizer.chat_template == TRANSCRIPT_CHAT_TEMPLATE
     text = tokenizer.apply_chat_template(CONVERSATION, tokenize=False, add_generation_prompt=True)
-    assert text == chat.render(CONVERSATION, add_generation_prompt=True)
+    assert text == ServingTokenizer.from_checkpoint(checkpoint).apply_chat_template(CONVERSATION)
+    assert text.endswith("Assistant:")
     ids = tokenizer.apply_chat_template(CONVERSATION, add_generation_prompt=True, return_dict=True)[
         "input_ids"
     ]

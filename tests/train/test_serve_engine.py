@@ -11,6 +11,7 @@ import torch
 
 from tests.train.serve_checkpoint import greedy_reference, write_checkpoint
 from train import cli
+from train.finetune.chat_template import TRANSCRIPT_CHAT_TEMPLATE
 from train.model import Transformer, preset_config
 from train.serve import LLM, SamplingParams
 from train.serve.block_manager import BlockManager
@@ -19,7 +20,7 @@ from train.serve.engine import LLMEngine, RequestError, load_model
 from train.serve.sampler import Sampler
 from train.serve.scheduler import QueueFull
 from train.serve.sequence import Sequence
-from train.serve.tokenizer import DEFAULT_CHAT_TEMPLATE, ServingTokenizer
+from train.serve.tokenizer import ServingTokenizer
 
 VOCAB = 300
 
@@ -269,7 +270,7 @@ def test_text_generation_stops_at_stop_strings_and_end_of_text(checkpoint):
 def test_checkpoint_chat_template_from_tokenizer_config(checkpoint, tmp_path):
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
     default = ServingTokenizer.from_checkpoint(checkpoint)
-    assert default.chat_template == DEFAULT_CHAT_TEMPLATE
+    assert default.chat_template == TRANSCRIPT_CHAT_TEMPLATE
     assert default.apply_chat_template(messages) == "System: Be brief.\n\nUser: Hi\n\nAssistant:"
     custom = tmp_path / "ckpt"
     shutil.copytree(checkpoint, custom)

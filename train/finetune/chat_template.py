@@ -42,6 +42,20 @@ DEFAULT_CHAT_TEMPLATE = (
     r"{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
 
+# What a checkpoint without a chat template of its own (a pretrain one) chats with, served by `train serve`
+# or exported to HF: a plain-text transcript that a model pretrained on web text can continue,
+#     System: You are terse.
+#
+#     User: Hello
+#
+#     Assistant:
+# its reply ending at its end-of-text token, max_tokens, or a stop string such as "\n\nUser:". Finetuning
+# uses DEFAULT_CHAT_TEMPLATE's turn markers instead, and the finetuned checkpoint carries that template.
+TRANSCRIPT_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message.role | capitalize }}: {{ message.content }}\n\n{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+
 _SPECIAL_TOKENS = ("bos_token", "eos_token", "pad_token", "unk_token")
 
 

@@ -6,28 +6,14 @@ Both are read, and the template compiled, by finetuning's `ChatFormat` (train/fi
 one loader and one sandboxed Jinja setup, so a checkpoint's template renders here as it did in finetuning,
 and a broken one fails when the tokenizer loads, not at the first chat request. Without a tokenizer config
 the end-of-text token is curate's default document separator `<|endoftext|>`, and chats use
-DEFAULT_CHAT_TEMPLATE.
+chat_template.TRANSCRIPT_CHAT_TEMPLATE.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from train.finetune.chat_template import ChatFormat
-
-# A plain-text transcript that a model pretrained on web text can continue:
-#     System: You are terse.
-#
-#     User: Hello
-#
-#     Assistant:
-# The model's reply ends at its end-of-text token, max_tokens, or a stop string such as "\n\nUser:".
-# Not finetuning's default (turn markers a pretrained model never saw): a finetuned checkpoint carries the
-# template it was trained with in its tokenizer_config.json, and that one is used.
-DEFAULT_CHAT_TEMPLATE = (
-    "{% for message in messages %}{{ message.role | capitalize }}: {{ message.content }}\n\n{% endfor %}"
-    "{% if add_generation_prompt %}Assistant:{% endif %}"
-)
+from train.finetune.chat_template import TRANSCRIPT_CHAT_TEMPLATE, ChatFormat
 
 
 class ServingTokenizer:
@@ -47,7 +33,7 @@ class ServingTokenizer:
         """
         return cls(
             ChatFormat.from_checkpoint(
-                checkpoint, eos_token=eos_token, default_template=DEFAULT_CHAT_TEMPLATE
+                checkpoint, eos_token=eos_token, default_template=TRANSCRIPT_CHAT_TEMPLATE
             )
         )
 
