@@ -29,6 +29,11 @@ def _load(args: argparse.Namespace, console: Console):
         console.print(
             f"note: input.paths matched the directory {escape(repr(folder))}; not read (only files are)"
         )
+    if pipeline.unused_executor_keys:
+        keys = ", ".join(f"executor.{key}" for key in pipeline.unused_executor_keys)
+        console.print(
+            f"note: {keys} not used: --address runs the tasks on that scheduler's workers", highlight=False
+        )
     return pipeline
 
 
@@ -65,7 +70,7 @@ def cmd_stages(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def print_error(console: Console, err: Exception) -> None:
+def print_error(console: Console, err: Exception | str) -> None:
     """One red `error:` line; the message is printed as is (no Rich markup read from it)."""
     console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
 
