@@ -12,3 +12,15 @@ def test_error_prints_brackets_in_the_path_literally(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert f"error: {missing / 'metadata.json'}: missing; is {missing} a shard directory?" in err
+
+
+def test_a_file_or_an_unreadable_metadata_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "shards.txt").write_text("not a directory")
+    (tmp_path / "odd" / "metadata.json").mkdir(parents=True)
+    for given, message in [
+        (tmp_path / "shards.txt", f"{tmp_path / 'shards.txt'}: not a directory; give a shard directory"),
+        (tmp_path / "odd", f"{tmp_path / 'odd' / 'metadata.json'}: cannot be read (Is a directory)"),
+    ]:
+        assert cli.main(["inspect", str(given)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and f"error: {message}" in err
