@@ -74,6 +74,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         first = err.errors()[0]
         print_error(console, f"--{first['loc'][0].replace('_', '-')}: {first['msg']}")
         return 2
+    if (problem := _out_problem(args.out)) is not None:
+        print_error(console, f"--out {args.out}: {problem}")
+        return 2
     try:
         examples = load_examples(args.data, args.positive, args.negative)
         report = train(examples, args.out, config)
@@ -103,6 +106,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
         f"metrics: {escape(str(metrics_path(args.out)))}"
     )
     return 0
+
+
+def _out_problem(out: Path) -> str | None:
+    """Why the model cannot be written at `out` (checked before the data is read), or None."""
+    if out.is_dir():
+        return f"is a directory; name the model file, e.g. {out / 'quality.bin'}"
+    existing = next(p for p in out.absolute().parents if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file, not a directory; choose another path"
+    return None
 
 
 def _fmt(value: float | None) -> str:
