@@ -47,16 +47,9 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    # These import dask; keep `validate` fast.
-    from curate.dask_tasks import SchedulerUnreachable, TaskFailed
-    from curate.engine import run_pipeline
+    from curate.engine import run_pipeline  # imports dask; keep `validate` fast
 
-    pipeline = _load(args, console)
-    try:
-        run_pipeline(pipeline, console=console)
-    except (SchedulerUnreachable, TaskFailed) as err:
-        print_error(console, err)
-        return 4 if isinstance(err, SchedulerUnreachable) else 1
+    run_pipeline(_load(args, console), console=console)
     return 0
 
 
@@ -105,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     except FunnelError as err:
         print_error(console, err)
         return 3
+    except RuntimeError as err:
+        # Every command that runs a pipeline (run, dedup, tokenize) ends the same way when it fails.
+        from curate.dask_tasks import SchedulerUnreachable, TaskFailed  # imports dask: only now
+
+        if not isinstance(err, (SchedulerUnreachable, TaskFailed)):
+            raise
+        print_error(console, err)
+        return 4 if isinstance(err, SchedulerUnreachable) else 1
 
 
 if __name__ == "__main__":

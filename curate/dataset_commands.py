@@ -23,7 +23,7 @@ def dataset_pipeline(
     return {
         "input": {"paths": [os.path.abspath(input_glob)]},
         "output": {"dir": os.path.abspath(out), "rejects": rejects},
-        "executor": {"workers": workers} if workers else {},
+        "executor": {} if workers is None else {"workers": workers},
         "stages": [{"stage": "read_parquet"}, *stages],
     }
 
@@ -36,5 +36,6 @@ def write_and_run(command: str, config: dict, out: str, console: Console) -> int
     path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# Written by `curate {command}`; run it again with: curate run {path}\n"
     path.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-    run_pipeline(load_pipeline(path), console=console)
+    # The executor holds only what the command's flags set, so errors in it name them as flags.
+    run_pipeline(load_pipeline(path, config["executor"]), console=console)
     return 0
