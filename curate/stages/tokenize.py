@@ -59,7 +59,11 @@ TOKENIZER_FILE = "tokenizer.json"
 class TrainTokenizerConfig(StageConfig):
     """How to train the byte-level BPE when no tokenizer file is given."""
 
-    vocab_size: int = Field(32_000, ge=258, description="Vocabulary size: 256 bytes, special tokens, merges.")
+    # HF tokenizers' trainer allocates for vocab_size up front: 10^8 aborted a worker on 4 GiB, so a bound
+    # far above any LM's vocabulary (Gemma's 262k) makes that a config error instead.
+    vocab_size: int = Field(
+        32_000, ge=258, le=2**24, description="Vocabulary size: 256 bytes, special tokens, merges."
+    )
     min_frequency: int = Field(2, ge=1, description="A pair seen fewer times than this is never merged.")
     sample_bytes: ByteSize = Field(
         100_000_000, gt=0, description="Text to train on (e.g. 100MB), split evenly over the shards."
