@@ -85,11 +85,13 @@ class TokenizeConfig(StageConfig):
     shard_size: ByteSize = Field(
         1_000_000_000, gt=0, description="Most .bin bytes per output file (500MB, 1GB); documents stay whole."
     )
+    # Not empty: a token with no text decodes to nothing, so documents would run together in decoded text.
     eod_token: str = Field(
-        "<|endoftext|>", validate_default=True, description="Token appended to every document."
+        "<|endoftext|>", min_length=1, validate_default=True, description="Token appended to every document."
     )
     pad_token: str | None = Field(
         "<|pad|>",
+        min_length=1,
         validate_default=True,
         description="Padding token for train; null if the tokenizer has none.",
     )
