@@ -10,9 +10,10 @@ import os
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 from rich.console import Console
 
-from curate.config import load_pipeline
+from curate.config import OutputConfig, PipelineConfigError, load_pipeline
 
 
 def dataset_pipeline(
@@ -32,6 +33,12 @@ def write_and_run(command: str, config: dict, out: str, console: Console) -> int
     """Write `config` to OUT/<command>.yaml and run it with the engine."""
     from curate.engine import run_pipeline  # imports dask
 
+    try:  # the pipeline's own output.dir check, before the pipeline file is written there
+        OutputConfig(dir=out)
+    except ValidationError as err:
+        raise PipelineConfigError(
+            f"--out {out}: {err.errors()[0]['msg'].removeprefix('Value error, ')}"
+        ) from None
     path = Path(out) / f"{command}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# Written by `curate {command}`; run it again with: curate run {path}\n"

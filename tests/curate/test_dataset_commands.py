@@ -28,3 +28,15 @@ def test_a_failing_task_is_one_error_line_and_exit_code_1(tmp_path, capsys):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("error: read_parquet · shards: task segment-00-notext")
     assert "no 'text' column (columns: id, body)" in err
+
+
+def test_an_out_that_cannot_be_a_directory_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file")
+    data = tmp_path / "ds.parquet"
+    pd.DataFrame({"id": ["a"], "text": ["one document"]}).to_parquet(data)
+    for command, out in [(["dedup"], "taken"), (["tokenize", "--vocab-size", "300"], "taken/sub")]:
+        out = str(tmp_path / out)
+        assert cli.main([*command, str(data), "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and f"error: --out {out}: " in err
+        assert "choose another output dir" in err
