@@ -32,6 +32,11 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    # A negative --chars cut the samples from their end instead (text[:-5]).
+    for flag, value, least in (("--samples", args.samples, 0), ("--chars", args.chars, 1)):
+        if value < least:
+            print_error(console, f"{flag} {value}: give a number of at least {least}")
+            return 2
     try:
         shards = ShardSet(args.shard_dir)
     except ShardFormatError as err:

@@ -24,3 +24,10 @@ def test_a_file_or_an_unreadable_metadata_is_one_error_line(tmp_path, capsys):
         assert cli.main(["inspect", str(given)]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and f"error: {message}" in err
+
+
+def test_negative_samples_or_chars_are_refused(tmp_path, capsys):
+    for flags, message in [(["--chars", "-5"], "--chars -5: give a number of at least 1"),
+                           (["--samples", "-1"], "--samples -1: give a number of at least 0")]:  # fmt: skip
+        assert cli.main(["inspect", str(tmp_path), *flags]) == 2
+        assert f"error: {message}" in capsys.readouterr().err
