@@ -29,6 +29,11 @@ def _load(args: argparse.Namespace, console: Console):
         console.print(
             f"note: input.paths matched the directory {escape(repr(folder))}; not read (only files are)"
         )
+    if pipeline.unused_executor_keys:
+        keys = ", ".join(f"executor.{key}" for key in pipeline.unused_executor_keys)
+        console.print(
+            f"note: {keys} not used: --address runs the tasks on that scheduler's workers", highlight=False
+        )
     return pipeline
 
 
@@ -42,16 +47,9 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    # These import dask; keep `validate` fast.
-    from curate.dask_tasks import SchedulerUnreachable, TaskFailed
-    from curate.engine import run_pipeline
+    from curate.engine import run_pipeline  # imports dask; keep `validate` fast
 
-    pipeline = _load(args, console)
-    try:
-        run_pipeline(pipeline, console=console)
-    except (SchedulerUnreachable, TaskFailed) as err:
-        print_error(console, err)
-        return 4 if isinstance(err, SchedulerUnreachable) else 1
+    run_pipeline(_load(args, console), console=console)
     return 0
 
 
@@ -65,7 +63,7 @@ def cmd_stages(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def print_error(console: Console, err: Exception) -> None:
+def print_error(console: Console, err: Exception | str) -> None:
     """One red `error:` line; the message is printed as is (no Rich markup read from it)."""
     console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
 
@@ -100,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     except FunnelError as err:
         print_error(console, err)
         return 3
+    except RuntimeError as err:
+        # Every command that runs a pipeline (run, dedup, tokenize) ends the same way when it fails.
+        from curate.dask_tasks import SchedulerUnreachable, TaskFailed  # imports dask: only now
+
+        if not isinstance(err, (SchedulerUnreachable, TaskFailed)):
+            raise
+        print_error(console, err)
+        return 4 if isinstance(err, SchedulerUnreachable) else 1
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ import argparse
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from curate.cli import print_error
 from curate.shards.format import ShardFormatError
 from curate.shards.shard_set import ShardSet
 
@@ -30,18 +32,23 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    # A negative --chars cut the samples from their end instead (text[:-5]).
+    for flag, value, least in (("--samples", args.samples, 0), ("--chars", args.chars, 1)):
+        if value < least:
+            print_error(console, f"{flag} {value}: give a number of at least {least}")
+            return 2
     try:
         shards = ShardSet(args.shard_dir)
     except ShardFormatError as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        print_error(console, err)
         return 2
     meta = shards.metadata
     tok = meta.tokenizer
     console.print(
-        f"[bold]{shards.directory}[/bold] · {meta.format} v{meta.format_version} · created {meta.created}"
+        f"[bold]{escape(str(shards.directory))}[/bold] · {meta.format} v{meta.format_version} · created {meta.created}"
     )
     pad = "none" if tok.pad_token is None else f"{tok.pad_token} = {tok.pad_id}"
-    console.print(f"tokenizer {tok.file} · sha256 {tok.sha256}", highlight=False)
+    console.print(f"tokenizer {escape(tok.file)} · sha256 {tok.sha256}", highlight=False)
     console.print(
         f"vocab {tok.vocab_size:,} · EOD {tok.eod_token} = {tok.eod_id} · PAD {pad} · dtype {meta.dtype} · "
         f"pipeline sha256 {meta.pipeline_sha256 or 'not recorded'}",

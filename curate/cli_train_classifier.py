@@ -14,8 +14,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from curate.cli import print_error
 from curate.quality_model import LABELS, TrainConfig, TrainingDataError, load_examples, metrics_path, train
 
 
@@ -64,19 +66,22 @@ def add_command(subparsers) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     if not args.data and not (args.positive and args.negative):
-        console.print("[red]error:[/red] give --data, or both --positive and --negative")
+        print_error(console, "give --data, or both --positive and --negative")
         return 2
     try:
         config = TrainConfig(**{name: getattr(args, name) for name in TrainConfig.model_fields})
     except ValidationError as err:
         first = err.errors()[0]
-        console.print(f"[red]error:[/red] --{first['loc'][0].replace('_', '-')}: {first['msg']}")
+        print_error(console, f"--{first['loc'][0].replace('_', '-')}: {first['msg']}")
+        return 2
+    if (problem := _out_problem(args.out)) is not None:
+        print_error(console, f"--out {args.out}: {problem}")
         return 2
     try:
         examples = load_examples(args.data, args.positive, args.negative)
         report = train(examples, args.out, config)
     except TrainingDataError as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        print_error(console, err)
         return 2
     train_counts = report["train"]
     console.print(
@@ -97,9 +102,20 @@ def run(args: argparse.Namespace, console: Console) -> int:
         console.print(table)
         console.print(f"accuracy {_fmt(valid['accuracy'])}")
     console.print(
-        f"model: {args.out} ({args.out.stat().st_size:,} bytes) · metrics: {metrics_path(args.out)}"
+        f"model: {escape(str(args.out))} ({args.out.stat().st_size:,} bytes) · "
+        f"metrics: {escape(str(metrics_path(args.out)))}"
     )
     return 0
+
+
+def _out_problem(out: Path) -> str | None:
+    """Why the model cannot be written at `out` (checked before the data is read), or None."""
+    if out.is_dir():
+        return f"is a directory; name the model file, e.g. {out / 'quality.bin'}"
+    existing = next(p for p in out.absolute().parents if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file, not a directory; choose another path"
+    return None
 
 
 def _fmt(value: float | None) -> str:

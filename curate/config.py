@@ -135,6 +135,10 @@ class ExecutorConfig(_Strict):
         return value
 
 
+# The keys that only size the embedded LocalCluster; a scheduler at `address` brings its own workers.
+LOCAL_CLUSTER_KEYS = ("workers", "threads_per_worker", "memory_limit", "processes", "dashboard_address")
+
+
 class PipelineSchema(_Strict):
     input: InputConfig
     output: OutputConfig
@@ -172,6 +176,8 @@ class Pipeline:
     backend: str
     stages: tuple[StageSpec, ...]
     file_sha256: str
+    # The file's LocalCluster keys that `--address` on the command line leaves unused (printed as a note).
+    unused_executor_keys: tuple[str, ...] = ()
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -232,6 +238,28 @@ def _resolve_inputs(patterns: list[str], fail) -> tuple[tuple[str, ...], tuple[s
         )
     # A file listed twice would be processed twice and duplicate every document.
     return tuple(dict.fromkeys(files)), tuple(dict.fromkeys(skipped_dirs))
+
+
+def _unused_local_cluster_keys(file_executor: dict, overrides: dict[str, Any], fail) -> tuple[str, ...]:
+    """With a scheduler address, the LocalCluster keys that were set: an error, or a note for --address.
+
+    Dask itself refuses `Client(address, n_workers=...)`: a scheduler's workers are started with it
+    (`dask worker --nworkers`), so asking for workers here cannot be honoured. The one legitimate mix is a
+    file sized for local runs taken to a cluster with `--address` for this run (docker-compose does
+    that): the file's keys are then only unused, which the command prints.
+    """
+    from_flags = [k for k in LOCAL_CLUSTER_KEYS if k in overrides]
+    from_file = [k for k in LOCAL_CLUSTER_KEYS if k in file_executor]
+    address = "--address" if "address" in overrides else "executor.address"
+    if from_flags or (from_file and "address" not in overrides):
+        key = (from_flags or from_file)[0]
+        setting = f"--{key}" if from_flags else f"executor.{key}"
+        fail(
+            f"{setting} and {address} together: {setting} applies to the embedded LocalCluster only, and with "
+            f"an address the tasks run on that scheduler's own workers (start them with "
+            f"`dask worker ADDRESS --nworkers N`); remove one of the two"
+        )
+    return tuple(from_file)
 
 
 def _stage_spec(entry: Any, index: int, seen: set[str], fail) -> StageSpec:
@@ -311,15 +339,18 @@ def load_pipeline(path: str | os.PathLike, executor_overrides: dict[str, Any] | 
         fail(f"invalid YAML{line}: {getattr(err, 'problem', err)}")
     if not isinstance(raw, dict):
         fail("top level must be a mapping with input, output, stages")
+    file_executor = raw.get("executor") or {}
     if overrides:
-        executor = raw.get("executor") or {}
-        if not isinstance(executor, dict):
-            fail(f"key 'executor' must be a mapping (got {executor!r})")
-        raw = {**raw, "executor": {**executor, **overrides}}
+        if not isinstance(file_executor, dict):
+            fail(f"key 'executor' must be a mapping (got {file_executor!r})")
+        raw = {**raw, "executor": {**file_executor, **overrides}}
     try:
         schema = PipelineSchema(**raw)
     except ValidationError as err:
         fail(_format_pydantic(err, PipelineSchema))
+    unused_executor_keys = ()
+    if schema.executor.address is not None:
+        unused_executor_keys = _unused_local_cluster_keys(file_executor, overrides, fail)
 
     seen: set[str] = set()
     stages = tuple(_stage_spec(entry, i, seen, fail) for i, entry in enumerate(schema.stages))
@@ -344,6 +375,7 @@ def load_pipeline(path: str | os.PathLike, executor_overrides: dict[str, Any] | 
         backend=schema.backend,
         stages=stages,
         file_sha256=hashlib.sha256(raw_bytes).hexdigest(),
+        unused_executor_keys=unused_executor_keys,
     )
 
 

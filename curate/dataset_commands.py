@@ -10,9 +10,10 @@ import os
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 from rich.console import Console
 
-from curate.config import load_pipeline
+from curate.config import OutputConfig, PipelineConfigError, load_pipeline
 
 
 def dataset_pipeline(
@@ -23,7 +24,7 @@ def dataset_pipeline(
     return {
         "input": {"paths": [os.path.abspath(input_glob)]},
         "output": {"dir": os.path.abspath(out), "rejects": rejects},
-        "executor": {"workers": workers} if workers else {},
+        "executor": {} if workers is None else {"workers": workers},
         "stages": [{"stage": "read_parquet"}, *stages],
     }
 
@@ -32,9 +33,16 @@ def write_and_run(command: str, config: dict, out: str, console: Console) -> int
     """Write `config` to OUT/<command>.yaml and run it with the engine."""
     from curate.engine import run_pipeline  # imports dask
 
+    try:  # the pipeline's own output.dir check, before the pipeline file is written there
+        OutputConfig(dir=out)
+    except ValidationError as err:
+        raise PipelineConfigError(
+            f"--out {out}: {err.errors()[0]['msg'].removeprefix('Value error, ')}"
+        ) from None
     path = Path(out) / f"{command}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# Written by `curate {command}`; run it again with: curate run {path}\n"
     path.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-    run_pipeline(load_pipeline(path), console=console)
+    # The executor holds only what the command's flags set, so errors in it name them as flags.
+    run_pipeline(load_pipeline(path, config["executor"]), console=console)
     return 0

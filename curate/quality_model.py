@@ -42,7 +42,7 @@ class TrainingDataError(ValueError):
 class TrainConfig(BaseModel):
     """fastText training and evaluation settings (`curate train-classifier` flags)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     valid_fraction: float = Field(0.1, ge=0, lt=1, description="Share of documents held out for evaluation.")
     seed: int = Field(42, description="Seed of the held-out split, the example order and fastText.")
@@ -114,11 +114,15 @@ def expand_paths(spec: str) -> list[Path]:
 
 def read_frame(path: Path, columns: list[str]) -> pd.DataFrame | None:
     """`columns` of a Parquet or JSONL(.gz) file; None when the file lacks one of them."""
-    if path.name.endswith(".parquet"):
-        if not set(columns) <= set(pq.read_schema(path).names):
-            return None
-        return pq.read_table(path, columns=columns).to_pandas()
-    frame = pd.read_json(path, lines=True, dtype=False)
+    kind = "Parquet" if path.name.endswith(".parquet") else "JSON lines"
+    try:
+        if kind == "Parquet":
+            if not set(columns) <= set(pq.read_schema(path).names):
+                return None
+            return pq.read_table(path, columns=columns).to_pandas()
+        frame = pd.read_json(path, lines=True, dtype=False)
+    except (OSError, ValueError) as err:  # pyarrow's and pandas' parse errors are ValueErrors
+        raise TrainingDataError(f"{path}: not readable as {kind} ({err})") from None
     return frame[columns] if set(columns) <= set(frame.columns) else None
 
 

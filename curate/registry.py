@@ -47,6 +47,11 @@ def lookup(name: str) -> type[Stage]:
             ) from err
         if not (isinstance(cls, type) and issubclass(cls, Stage)):
             raise KeyError(f"{name!r} is not a Stage subclass")
+        # The base classes (Stage, FilterStage, ...) have none: the run's counters would fail on it.
+        if not isinstance(getattr(cls, "name", None), str):
+            raise KeyError(
+                f"{name!r} has no `name` (a class attribute, e.g. name = 'my_filter'); is it a stage?"
+            )
         return cls
     _load_builtin_stages()
     if name not in _REGISTRY:

@@ -28,7 +28,8 @@ class StageError(Exception):
 class StageConfig(BaseModel):
     """Base of every stage's typed config: unknown keys are errors, values are type-checked."""
 
-    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+    # No inf/nan: `alpha: .inf` kept only perfect scores; a limit that should not apply is null.
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

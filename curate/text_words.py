@@ -16,9 +16,11 @@ import re
 import string
 import sys
 import unicodedata
+from collections.abc import Callable
 from itertools import repeat
 
 import pandas as pd
+from pydantic import ValidationInfo
 
 # Han (with radicals, iteration marks and all extension blocks), Bopomofo, Hiragana, Katakana.
 _CJK_RANGES = [
@@ -167,3 +169,24 @@ def texts_and_langs(batch: pd.DataFrame) -> list[tuple[str, str | None]]:
     if "lang" not in batch.columns:
         return [(t, None) for t in texts]
     return list(zip(texts, map(normalize_lang, batch["lang"].tolist()), strict=True))
+
+
+def line_endings_while(rule: str) -> Callable[[tuple[str, ...], ValidationInfo], tuple[str, ...]]:
+    """A validator of the line endings a punctuation rule matches, while `rule` (a key above it) is on.
+
+    None listed makes no line end in punctuation, and '' ends every line: either way the rule drops or
+    removes everything, or nothing.
+    """
+
+    def check(endings: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if not info.data.get(rule):
+            return endings
+        if not endings:
+            raise ValueError(
+                f"none listed, so no line ends in punctuation for {rule}; list some, e.g. ['.', '!', '?']"
+            )
+        if "" in endings:
+            raise ValueError(f"'' ends every line, so {rule} would match every line; remove it")
+        return endings
+
+    return check

@@ -61,6 +61,10 @@ class ShardMetadata(_Record):
             raw = json.loads(path.read_text())
         except FileNotFoundError:
             raise ShardFormatError(f"{path}: missing; is {directory} a shard directory?") from None
+        except NotADirectoryError:
+            raise ShardFormatError(f"{directory}: not a directory; give a shard directory") from None
+        except OSError as err:  # a directory named metadata.json, no permission
+            raise ShardFormatError(f"{path}: cannot be read ({err.strerror})") from None
         except ValueError as err:
             raise ShardFormatError(f"{path}: not valid JSON ({err})") from None
         if not isinstance(raw, dict) or (raw.get("format"), raw.get("format_version")) != (

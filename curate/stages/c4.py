@@ -26,11 +26,11 @@ import math
 import re
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from curate.registry import register
 from curate.stage import FilterStage, StageConfig, StageResult, first_failing
-from curate.text_words import split_lines, split_tokens, texts_and_langs
+from curate.text_words import line_endings_while, split_lines, split_tokens, texts_and_langs
 
 POLICY_SUBSTRINGS = (
     "terms of use",
@@ -95,6 +95,9 @@ class C4Config(StageConfig):
     policy_substrings: tuple[str, ...] = Field(
         POLICY_SUBSTRINGS, description="Policy phrases, matched in lower-cased lines."
     )
+
+    # None listed removed every line, so every page; '' made the rule remove none.
+    _endings = field_validator("terminal_punctuation")(line_endings_while("filter_no_terminal_punct"))
 
 
 def _positive(limit: int | None) -> int | None:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from curate.backend import resolve_backend
 from curate.dedup.components import ADJACENCY_SCHEMA, connected_components, send_edges
@@ -50,6 +50,9 @@ REASON = "near_duplicate"
 PAIR_SCHEMA = {"a": "str", "b": "str"}
 NEED_SCHEMA = {"key": "str", "dest": "int64"}
 SHINGLE_SCHEMA = {"key": "str", "shingle": "uint64"}
+# Memory grows with the permutations: 4 bytes per document each, and the signing temporaries are
+# CPU_BLOCK x permutations uint64 (16 MB at this bound; 10^6 permutations ran out of 6 GiB on one page).
+MAX_PERMUTATIONS = 4096
 # Values a preset sets unless the pipeline sets them itself.
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {"shingle": "word", "ngram": 5, "bands": 14, "rows": 8},
@@ -66,7 +69,9 @@ class DedupFuzzyConfig(StageConfig):
     shingle: ShingleKind = Field("word", description="Shingle unit: 'word' or 'char' n-grams.")
     ngram: int = Field(5, ge=1, description="Shingle length in words or characters.")
     bands: int = Field(14, ge=1, description="LSH bands; permutations = bands x rows.")
-    rows: int = Field(8, ge=1, description="Signature rows per band.")
+    rows: int = Field(
+        8, ge=1, description=f"Signature rows per band; bands x rows at most {MAX_PERMUTATIONS}."
+    )
     seed: int = Field(1, description="Seed of the MinHash permutations (datasketch's default is 1).")
     verify: bool = Field(False, description="Check candidate pairs' exact Jaccard similarity before linking.")
     threshold: float = Field(
@@ -79,6 +84,17 @@ class DedupFuzzyConfig(StageConfig):
     partitions: int | None = Field(
         None, ge=1, description="Hash partitions of the shuffles; default one per shard, at most 256."
     )
+
+    @field_validator("rows")
+    @classmethod
+    def _permutations_bounded(cls, rows: int, info: ValidationInfo) -> int:
+        bands = info.data.get("bands")
+        if bands is not None and bands * rows > MAX_PERMUTATIONS:
+            raise ValueError(
+                f"bands x rows = {bands} x {rows} = {bands * rows:,} permutations, more than "
+                f"{MAX_PERMUTATIONS:,}; use e.g. 14 x 8 (the default) or 20 x 13 (preset: nemo)"
+            )
+        return rows
 
     @model_validator(mode="before")
     @classmethod

@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from curate.registry import register
 from curate.stage import FilterStage, StageConfig, first_failing
 from curate.stages.gopher_repetition import find_duplicates
-from curate.text_words import split_lines, split_tokens, texts_and_langs
+from curate.text_words import line_endings_while, split_lines, split_tokens, texts_and_langs
 
 METRICS = ("line_punct_ratio", "short_line_ratio", "char_dup_ratio", "newline_ratio")
 # FineWeb's stop characters, then sentence-final marks of CJK, Devanagari, Arabic/Urdu, Armenian,
@@ -48,6 +48,9 @@ class FineWebConfig(StageConfig):
         0.01, ge=0, le=1, description="Drop above this share of characters in repeated lines."
     )
     new_line_ratio: float | None = Field(0.3, ge=0, description="Drop above this many newlines per word.")
+
+    # None listed dropped every page at line_punct_ratio; '' made the rule keep every page.
+    _endings = field_validator("line_end_punctuation")(line_endings_while("line_punct_thr"))
 
 
 @register

@@ -21,7 +21,7 @@ import math
 import re
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from curate.registry import register
 from curate.stage import FilterStage, StageConfig, first_failing
@@ -81,6 +81,27 @@ class GopherQualityConfig(StageConfig):
         ("en",), description="Languages the stop-word rule applies to (None: every page)."
     )
     bullets: tuple[str, ...] = Field(("•", "-"), description="Line starts that count as a bullet point.")
+
+    # A minimum above its maximum drops every page; each validator reads only fields declared above it.
+    @field_validator("max_doc_words", "max_avg_word_length")
+    @classmethod
+    def _not_below_its_minimum(cls, value: float | None, info: ValidationInfo) -> float | None:
+        low_key = info.field_name.replace("max_", "min_", 1)
+        low = info.data.get(low_key)
+        if value is not None and low is not None and value < low:
+            raise ValueError(f"{value} is below {low_key} ({low}): every page would be dropped")
+        return value
+
+    @field_validator("stop_words")
+    @classmethod
+    def _enough_stop_words(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        needed = info.data.get("min_stop_words")
+        if needed and len({w.lower() for w in value}) < needed:
+            raise ValueError(
+                f"{len({w.lower() for w in value})} different stop words, fewer than min_stop_words "
+                f"({needed}): every page would be dropped; list more or lower min_stop_words"
+            )
+        return value
 
 
 @register

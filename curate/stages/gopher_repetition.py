@@ -101,6 +101,10 @@ class GopherRepetitionConfig(StageConfig):
     def _positive_n(cls, value: dict[int, float]) -> dict[int, float]:
         if any(n < 1 for n in value):
             raise ValueError(f"n-gram sizes must be >= 1, got {sorted(value)}")
+        # A negative bound dropped every page; one above 1 could never be reached.
+        for n, frac in value.items():
+            if not 0 <= frac <= 1:
+                raise ValueError(f"{n}: {frac} is no share of characters; use a value from 0 to 1, e.g. 0.2")
         return dict(sorted(value.items()))
 
 

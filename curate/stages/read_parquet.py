@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pandas as pd
 import pyarrow.parquet as pq
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from curate.registry import register
 from curate.stage import ShardContext, SourceStage, StageConfig, StageResult
@@ -22,6 +22,13 @@ JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjso
 class ReadParquetConfig(StageConfig):
     batch_size: int = Field(2000, gt=0, description="Rows per batch, bounding memory on big files.")
     columns: list[str] | None = Field(None, description="Columns to read (default: all); must include text.")
+
+    @field_validator("columns")
+    @classmethod
+    def _has_text(cls, columns: list[str] | None) -> list[str] | None:
+        if columns is not None and "text" not in columns:
+            raise ValueError(f"{columns} lacks 'text', which every stage reads; add it, e.g. [id, text]")
+        return columns
 
 
 @register
@@ -44,13 +51,25 @@ class ReadParquet(SourceStage):
             yield StageResult.keep_all(batch.reset_index(drop=True))
 
     def _parquet(self, path: str) -> Iterator[pd.DataFrame]:
-        for batch in pq.ParquetFile(path).iter_batches(
-            batch_size=self.config.batch_size, columns=self.config.columns
-        ):
+        file = pq.ParquetFile(path)
+        # pyarrow leaves out a listed column the file lacks without a word.
+        self._check_columns(path, file.schema_arrow.names)
+        for batch in file.iter_batches(batch_size=self.config.batch_size, columns=self.config.columns):
             yield batch.to_pandas()
 
     def _jsonl(self, path: str) -> Iterator[pd.DataFrame]:
         # dtype=False: ids like "007" or dates stay the strings they are in the file.
         with pd.read_json(path, lines=True, chunksize=self.config.batch_size, dtype=False) as reader:
             for chunk in reader:
-                yield chunk if self.config.columns is None else chunk[self.config.columns]
+                if self.config.columns is None:
+                    yield chunk
+                    continue
+                self._check_columns(path, chunk.columns)
+                yield chunk[self.config.columns]
+
+    def _check_columns(self, path: str, present) -> None:
+        missing = [c for c in self.config.columns or () if c not in set(present)]
+        if missing:
+            raise ValueError(
+                f"{path}: no column {missing[0]!r} (listed in columns; it has {', '.join(map(str, present))})"
+            )

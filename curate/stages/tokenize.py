@@ -59,7 +59,11 @@ TOKENIZER_FILE = "tokenizer.json"
 class TrainTokenizerConfig(StageConfig):
     """How to train the byte-level BPE when no tokenizer file is given."""
 
-    vocab_size: int = Field(32_000, ge=258, description="Vocabulary size: 256 bytes, special tokens, merges.")
+    # HF tokenizers' trainer allocates for vocab_size up front: 10^8 aborted a worker on 4 GiB, so a bound
+    # far above any LM's vocabulary (Gemma's 262k) makes that a config error instead.
+    vocab_size: int = Field(
+        32_000, ge=258, le=2**24, description="Vocabulary size: 256 bytes, special tokens, merges."
+    )
     min_frequency: int = Field(2, ge=1, description="A pair seen fewer times than this is never merged.")
     sample_bytes: ByteSize = Field(
         100_000_000, gt=0, description="Text to train on (e.g. 100MB), split evenly over the shards."
@@ -81,11 +85,13 @@ class TokenizeConfig(StageConfig):
     shard_size: ByteSize = Field(
         1_000_000_000, gt=0, description="Most .bin bytes per output file (500MB, 1GB); documents stay whole."
     )
+    # Not empty: a token with no text decodes to nothing, so documents would run together in decoded text.
     eod_token: str = Field(
-        "<|endoftext|>", validate_default=True, description="Token appended to every document."
+        "<|endoftext|>", min_length=1, validate_default=True, description="Token appended to every document."
     )
     pad_token: str | None = Field(
         "<|pad|>",
+        min_length=1,
         validate_default=True,
         description="Padding token for train; null if the tokenizer has none.",
     )

@@ -41,7 +41,7 @@ from typing import Any, BinaryIO
 
 import charset_normalizer
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.limitreader import LimitReader
@@ -93,6 +93,20 @@ _SUPERSETS = {"iso8859-1": "cp1252", "ascii": "cp1252", "gb2312": "gb18030", "gb
               "shift_jis": "cp932", "euc_kr": "cp949"}  # fmt: skip
 
 
+# The WARC-Type values of WARC 1.1 (section 6); ARC records are read as `response` (and `warcinfo`).
+WARC_TYPES = (
+    "warcinfo",
+    "response",
+    "resource",
+    "request",
+    "metadata",
+    "revisit",
+    "conversion",
+    "continuation",
+)
+_MIME_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+
+
 class WarcIngestConfig(StageConfig):
     """Options of the `warc_ingest` source stage."""
 
@@ -108,6 +122,26 @@ class WarcIngestConfig(StageConfig):
         description="WARC-Types read as documents (conversion = WET text); others are not_response.",
     )
     batch_size: int = Field(500, gt=0, description="Records per yielded batch, bounding memory on big WARCs.")
+
+    # A misspelt or missing entry dropped every record (as not_html or not_response) without a word.
+    @field_validator("content_types")
+    @classmethod
+    def _mime_types(cls, value: list[str]) -> list[str]:
+        bad = [t for t in value if not _MIME_TYPE.match(t)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a MIME type; write type/subtype, e.g. 'text/html'")
+        return value
+
+    @field_validator("record_types")
+    @classmethod
+    def _warc_types(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t not in WARC_TYPES]
+        if unknown or not value:
+            got = (
+                f"{unknown[0]!r} is not a WARC-Type" if unknown else "none listed, so every record is dropped"
+            )
+            raise ValueError(f"{got}; list some of: {', '.join(WARC_TYPES)}")
+        return value
 
 
 @dataclass

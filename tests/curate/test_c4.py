@@ -148,3 +148,10 @@ def test_chinese_lines_count_characters_as_words():
 )
 def test_sentence_count(line, count):
     assert count_sentences(line) == count
+
+
+@pytest.mark.parametrize(("endings", "message"), [((), "none listed"), ((".", ""), "'' ends every line")])
+def test_terminal_punctuation_that_removes_every_line_or_none_is_a_config_error(endings, message):
+    with pytest.raises(ValueError, match=message):
+        C4.Config(filter_no_terminal_punct=True, terminal_punctuation=endings)
+    assert C4.Config(terminal_punctuation=endings).terminal_punctuation == endings  # the rule is off

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -171,14 +172,51 @@ def test_executor_values_dask_cannot_use_are_config_errors(write_pipeline, warc,
 
 
 def test_executor_values_dask_accepts_load(write_pipeline, warc, tmp_path):
-    executor = {
-        "memory_limit": "512MiB",
-        "dashboard_address": "127.0.0.1:0",
-        "address": "tcp://127.0.0.1:8786",
-    }
+    executor = {"memory_limit": "512MiB", "dashboard_address": "127.0.0.1:0"}
     assert (
         load_pipeline(write_pipeline(base(warc, tmp_path, executor=executor))).executor.memory_limit
         == "512MiB"
+    )
+    address = {"address": "tcp://127.0.0.1:8786"}
+    assert load_pipeline(write_pipeline(base(warc, tmp_path, executor=address))).executor.address
+
+
+@pytest.mark.parametrize(
+    ("executor", "flags", "error"),
+    [
+        ({"address": "tcp://127.0.0.1:8786", "workers": 2}, {}, "executor.workers and executor.address"),
+        ({"address": "tcp://127.0.0.1:8786", "memory_limit": "4GB"}, {}, "executor.memory_limit and"),
+        ({"address": "tcp://127.0.0.1:8786"}, {"workers": 2}, "--workers and executor.address"),
+        ({}, {"workers": 2, "address": "tcp://127.0.0.1:8786"}, "--workers and --address"),
+        ({"workers": 2}, {"workers": 3, "address": "tcp://127.0.0.1:8786"}, "--workers and --address"),
+    ],
+)
+def test_local_cluster_keys_with_a_scheduler_address_are_config_errors(
+    write_pipeline, warc, tmp_path, executor, flags, error
+):
+    # Dask's own Client(address, n_workers=...) refuses this: a scheduler's workers are its own.
+    path = write_pipeline(base(warc, tmp_path, executor=executor))
+    with pytest.raises(PipelineConfigError) as info:
+        load_pipeline(path, flags)
+    assert error in str(info.value) and "applies to the embedded LocalCluster only" in str(info.value)
+
+
+def test_address_flag_leaves_the_files_local_cluster_keys_unused_with_a_note(write_pipeline, warc, tmp_path):
+    # A file sized for local runs, taken to a cluster for one run (docker-compose runs web.yaml so).
+    executor = {"workers": 2, "threads_per_worker": 1}
+    path = write_pipeline(base(warc, tmp_path, executor=executor))
+    pipeline = load_pipeline(path, {"address": "tcp://127.0.0.1:8786"})
+    assert pipeline.unused_executor_keys == ("workers", "threads_per_worker")
+    assert load_pipeline(path).unused_executor_keys == ()
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "curate.cli", "run", str(path), "--address", "tcp://127.0.0.1:9"],
+        capture_output=True, text=True, cwd=REPO, env=env, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr.splitlines()[0] == (
+        "note: executor.workers, executor.threads_per_worker not used: "
+        "--address runs the tasks on that scheduler's workers"
     )
 
 

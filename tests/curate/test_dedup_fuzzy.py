@@ -284,6 +284,17 @@ def test_presets_fill_what_the_pipeline_leaves_open():
     assert (default.shingle, default.ngram, default.bands * default.rows) == ("word", 5, 112)
 
 
+def test_permutations_beyond_the_bound_are_a_config_error():
+    # 1000 x 1000: signing one 276-shingle document ran out of 6 GiB (a worker dies at its memory limit).
+    with pytest.raises(
+        ValueError, match=r"bands x rows = 1000 x 1000 = 1,000,000 permutations, more than 4,096"
+    ):
+        DedupFuzzyConfig(bands=1000, rows=1000)
+    with pytest.raises(ValueError, match="20 x 300 = 6,000 permutations"):
+        DedupFuzzyConfig(preset="nemo", rows=300)
+    assert DedupFuzzyConfig(bands=64, rows=64).bands == 64
+
+
 def test_char_shingles_find_near_duplicates(tmp_path):
     small = planted_corpus(seed=11, groups={(0.95,): 10}, singles=10)
     kept, rejected, details = run_inline(small, tmp_path, preset="nemo")

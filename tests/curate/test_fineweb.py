@@ -124,3 +124,10 @@ def test_good_pages_pass_the_fineweb_chain_in_order():
     assert dropped == ["gopher_repetition:top_2_gram"]
     score_prefixes = {c.split("_")[1] for c in batch.columns if c.startswith("score_")}
     assert score_prefixes == {"gopher", "c4", "fineweb"}
+
+
+@pytest.mark.parametrize(("endings", "message"), [((), "none listed"), ((".", ""), "'' ends every line")])
+def test_line_endings_that_drop_every_page_or_none_are_a_config_error(endings, message):
+    with pytest.raises(ValueError, match=message):
+        FineWeb.Config(line_end_punctuation=endings)
+    assert FineWeb.Config(line_punct_thr=None, line_end_punctuation=endings).line_end_punctuation == endings

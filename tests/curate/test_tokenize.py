@@ -309,8 +309,12 @@ def test_training_sample_is_bounded_and_seeded(dataset, tmp_path):
         ({"train": {"vocab_size": 500}, "shard_size": "lots"}, "key 'shard_size'"),
         ({"train": {"vocab_size": 500}, "prefix": "a/b"}, "key 'prefix'"),
         ({"train": {"vocab_size": 100}}, "key 'train.vocab_size'"),
+        # The trainer allocated for it and the worker died (KilledWorker after three retries).
+        ({"train": {"vocab_size": 10**11}}, "key 'train.vocab_size': Input should be less than or equal"),
+        ({"train": {"vocab_size": 500}, "eod_token": ""}, "key 'eod_token': String should have at least 1"),
+        ({"train": {"vocab_size": 500}, "pad_token": ""}, "key 'pad_token': String should have at least 1"),
     ],
-    ids=["both", "neither", "missing-file", "no-eod", "size", "prefix", "vocab"],
+    ids=["both", "neither", "missing-file", "no-eod", "size", "prefix", "vocab", "huge-vocab", "eod", "pad"],
 )
 def test_bad_config_is_one_clear_line(write_pipeline, dataset, shards, stage, message):
     tokenizer = str(shards / "shards" / "tokenizer.json")

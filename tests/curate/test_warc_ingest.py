@@ -399,3 +399,18 @@ def test_a_zero_byte_file_is_one_empty_file_row(tmp_path):
     kept, dropped = read_all(path)
     assert kept.empty and list(dropped[DROP_REASON]) == ["empty_file"]
     assert dropped["id"].iloc[0] == f"{path}#offset=0"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"record_types": ["respons"]}, "'respons' is not a WARC-Type; list some of: warcinfo, response"),
+        ({"record_types": []}, "none listed, so every record is dropped"),
+        ({"content_types": ["html"]}, "'html' is not a MIME type; write type/subtype"),
+    ],
+)
+def test_types_that_match_no_record_are_config_errors(config, message):
+    # Every record was dropped, as not_response or not_html, without a word.
+    with pytest.raises(ValueError, match=message):
+        WarcIngest.Config(**config)
+    assert WarcIngest.Config(record_types=["conversion"], content_types=[]).record_types == ["conversion"]
