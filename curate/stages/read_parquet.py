@@ -1,8 +1,9 @@
 """`read_parquet`: read an existing dataset (Parquet, or JSON lines, gzipped or not) as the pipeline input.
 
 For pipelines that start from text that is already extracted, such as `curate tokenize` on a dataset
-written by an earlier run. Every row is kept: the file is a dataset, not a crawl, so there is nothing to
-reject at this point, and the documents keep all their columns.
+written by an earlier run. The documents keep all their columns, and every row is kept but one whose
+`text` is missing or no string (a JSON null or number): that is no document, and is dropped as `no_text`
+(the stages after would each fail on it, or take every such row for a copy of the others).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import Field, field_validator
 from curate.registry import register
 from curate.stage import ShardContext, SourceStage, StageConfig, StageResult
 
+NO_TEXT = "no_text"
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz")
 
 
@@ -48,7 +50,9 @@ class ReadParquet(SourceStage):
         for batch in batches:
             if "text" not in batch.columns:
                 raise ValueError(f"{path}: no 'text' column (columns: {', '.join(map(str, batch.columns))})")
-            yield StageResult.keep_all(batch.reset_index(drop=True))
+            batch = batch.reset_index(drop=True)
+            reasons = batch["text"].map(lambda text: None if isinstance(text, str) else NO_TEXT)
+            yield StageResult.split(batch, reasons)
 
     def _parquet(self, path: str) -> Iterator[pd.DataFrame]:
         file = pq.ParquetFile(path)

@@ -1,4 +1,5 @@
-"""read_parquet: `columns` without text is a config error; a listed column a file lacks is named."""
+"""read_parquet: `columns` without text is a config error; a listed column a file lacks is named; a row
+without a text is dropped as no_text."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ from curate.stage import ShardContext
 from curate.stages.read_parquet import ReadParquet
 
 
-def read(path, **config) -> list[pd.DataFrame]:
+def results(path, **config):
     stage = ReadParquet(ReadParquet.Config(**config))
     ctx = ShardContext(shard_id="s", source_path=str(path), output_dir=path.parent)
-    return [result.kept for result in stage.read(str(path), ctx)]
+    return list(stage.read(str(path), ctx))
+
+
+def read(path, **config) -> list[pd.DataFrame]:
+    return [result.kept for result in results(path, **config)]
 
 
 @pytest.mark.parametrize("columns", [[], ["id"]])
@@ -31,3 +36,16 @@ def test_a_listed_column_the_file_lacks_is_named(tmp_path, suffix):
     with pytest.raises(ValueError, match=rf"{path}: no column 'url' \(listed in columns; it has id, text\)"):
         read(path, columns=["text", "url"])
     assert read(path, columns=["text"])[0].columns.tolist() == ["text"]
+
+
+def test_a_row_without_a_text_is_dropped_as_no_text(tmp_path):
+    # JSON nulls and numbers went on as documents, and dedup_exact took the nulls for copies of "".
+    path = tmp_path / "docs.jsonl"
+    path.write_text(
+        '{"id": "a", "text": "one"}\n{"id": "b", "text": null}\n{"id": "c", "text": 5}\n'
+        '{"id": "d", "text": ""}\n'
+    )
+    [result] = results(path)
+    assert result.kept["id"].tolist() == ["a", "d"]
+    assert result.dropped["id"].tolist() == ["b", "c"]
+    assert set(result.dropped["drop_reason"]) == {"no_text"}
