@@ -41,7 +41,7 @@ from typing import Any, BinaryIO
 
 import charset_normalizer
 import pandas as pd
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.limitreader import LimitReader
@@ -113,23 +113,30 @@ class WarcIngestConfig(StageConfig):
     max_body_bytes: int = Field(
         2_000_000, gt=0, description="Bodies larger than this are dropped as too_large."
     )
-    content_types: list[str] = Field(
-        default_factory=lambda: ["text/html", "application/xhtml+xml"],
-        description="MIME types read as HTML; other response types are dropped as not_html.",
-    )
     record_types: list[str] = Field(
         default_factory=lambda: ["response", "conversion"],
         description="WARC-Types read as documents (conversion = WET text); others are not_response.",
+    )
+    # Declared after record_types, which its validator reads.
+    content_types: list[str] = Field(
+        default_factory=lambda: ["text/html", "application/xhtml+xml"],
+        description="MIME types read as HTML; other response types are dropped as not_html.",
     )
     batch_size: int = Field(500, gt=0, description="Records per yielded batch, bounding memory on big WARCs.")
 
     # A misspelt or missing entry dropped every record (as not_html or not_response) without a word.
     @field_validator("content_types")
     @classmethod
-    def _mime_types(cls, value: list[str]) -> list[str]:
+    def _mime_types(cls, value: list[str], info: ValidationInfo) -> list[str]:
         bad = [t for t in value if not _MIME_TYPE.match(t)]
         if bad:
             raise ValueError(f"{bad[0]!r} is not a MIME type; write type/subtype, e.g. 'text/html'")
+        typed = [t for t in info.data.get("record_types", ()) if t != "conversion"]  # WET text has none
+        if typed and not value:
+            raise ValueError(
+                f"none listed, so every {typed[0]!r} record is dropped as not_html; list some, e.g. "
+                "['text/html'], or read WET text only (record_types: [conversion])"
+            )
         return value
 
     @field_validator("record_types")

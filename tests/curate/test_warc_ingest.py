@@ -407,6 +407,7 @@ def test_a_zero_byte_file_is_one_empty_file_row(tmp_path):
         ({"record_types": ["respons"]}, "'respons' is not a WARC-Type; list some of: warcinfo, response"),
         ({"record_types": []}, "none listed, so every record is dropped"),
         ({"content_types": ["html"]}, "'html' is not a MIME type; write type/subtype"),
+        ({"content_types": []}, "none listed, so every 'response' record is dropped as not_html"),
     ],
 )
 def test_types_that_match_no_record_are_config_errors(config, message):
