@@ -30,7 +30,8 @@ class ApiError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # JSON's NaN and Infinity tokens parse as floats; no field means anything by them.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class StreamOptions(_Strict):
@@ -45,7 +46,9 @@ class _GenerationRequest(_Strict):
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(
+        None, ge=-(2**63), le=2**63 - 1, description="A 64-bit integer, as torch.Generator takes."
+    )
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     user: str | None = Field(None, description="Accepted and not used.")
