@@ -196,7 +196,8 @@ def test_bad_chat_requests_and_bodies_are_400(server):
         {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 0},
     ):
         r = httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers)
-        assert r.status_code == 400 and r.json()["error"]["param"] in ("messages", "max_completion_tokens"), (
+        param = r.json()["error"]["param"]
+        assert r.status_code == 400 and param in ("messages", "messages[0].role", "max_completion_tokens"), (
             r.text
         )
     r = httpx.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from train.serve.protocol import ApiError, CompletionRequest, parse_request
+from train.serve.protocol import ApiError, ChatCompletionRequest, CompletionRequest, parse_request
 
 
 def error_of(model: type, body: str) -> ApiError:
@@ -31,3 +31,25 @@ def test_a_seed_past_64_bits_is_refused_and_the_largest_is_taken():
         CompletionRequest, b'{"model": "m", "prompt": "x", "seed": 9223372036854775807, "n": 16}'
     )
     assert req.sampling_params(16, None, 15).seed == 2**63 + 14  # n's seeds still fit torch's generator
+
+
+def test_a_body_that_is_not_an_object_says_so():
+    for body in ("[1, 2]", '"hi"', "null"):
+        err = error_of(CompletionRequest, body)
+        assert err.param is None and "JSON object" in err.message
+
+
+@pytest.mark.parametrize(
+    "message, param, words",
+    [
+        ('{"role": "robot", "content": "hi"}', "messages[1].role", "'user'"),
+        ('{"content": "hi"}', "messages[1].role", "Missing"),
+        ('{"role": "user", "content": "hi", "mood": "sad"}', "messages[1].mood", "Unrecognized"),
+        ('{"role": "user", "content": 5}', "messages[1].content", "valid string"),
+    ],
+)
+def test_a_bad_message_is_named_by_its_index_and_field(message, param, words):
+    # Was param "messages" for each, and an unknown key in a message read as an unknown request argument.
+    body = f'{{"model": "m", "messages": [{{"role": "user", "content": "hi"}}, {message}]}}'
+    err = error_of(ChatCompletionRequest, body)
+    assert err.param == param and param in err.message and words in err.message

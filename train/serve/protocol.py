@@ -118,23 +118,37 @@ _Request = TypeVar("_Request", bound=BaseModel)
 
 
 def parse_request(model: type[_Request], body: bytes) -> _Request:
-    """The validated request, or a 400 ApiError naming the first bad field."""
+    """The validated request, or a 400 ApiError naming the first bad field (`messages[0].role`)."""
     try:
         return model.model_validate_json(body)
     except ValidationError as err:
         errors = err.errors()
         first = errors[0]
-        param = str(first["loc"][0]) if first["loc"] else None
         if first["type"] == "json_invalid":
-            message = f"The body of the request is not valid JSON: {first['msg']}"
-        elif first["type"] == "extra_forbidden":
+            raise ApiError(400, f"The body of the request is not valid JSON: {first['msg']}") from None
+        if not first["loc"]:
+            raise ApiError(400, "The body of the request must be a JSON object.") from None
+        # A union (prompt, stop, content) reports one error per alternative it tried, each under a loc
+        # that goes on with the alternative's name: the field is what their locs share.
+        same = [e for e in errors if e["loc"][:1] == first["loc"][:1]]
+        loc = first["loc"]
+        for e in same[1:]:
+            shared = [a == b for a, b in zip(loc, e["loc"], strict=False)]
+            loc = loc[: shared.index(False) if False in shared else len(shared)]
+        param = _path(loc)
+        if first["type"] == "extra_forbidden":
             message = f"Unrecognized request argument supplied: {param}"
         elif first["type"] == "missing":
-            message = f"Missing required parameter: '{'.'.join(map(str, first['loc']))}'"
+            message = f"Missing required parameter: '{param}'"
         else:
-            # A union (prompt, stop, content) reports one error per alternative it tried.
-            same = sorted(
-                {e["msg"].removeprefix("Value error, ") for e in errors if e["loc"][:1] == first["loc"][:1]}
-            )
-            message = f"Invalid value for '{param}': {'; or '.join(same)}"
+            reasons = sorted({e["msg"].removeprefix("Value error, ") for e in same})
+            message = f"Invalid value for '{param}': {'; or '.join(reasons)}"
         raise ApiError(400, message, param=param) from None
+
+
+def _path(loc: tuple) -> str:
+    """A field's place in the body as a client writes it: messages[0].content."""
+    path = str(loc[0])
+    for key in loc[1:]:
+        path += f"[{key}]" if isinstance(key, int) else f".{key}"
+    return path
