@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 
-from train.serve.engine import LLMEngine, StepOutput
+from train.serve.engine import LLMEngine, RequestError, StepOutput
 from train.serve.metrics import ServeMetrics
 from train.serve.sampling_params import SamplingParams
 from train.serve.scheduler import QueueFull
@@ -90,6 +90,14 @@ class AsyncEngine:
     def submit(self, requests: list[tuple[list[int], SamplingParams]]) -> GenerationStream:
         """Queue the sequences of one API request, all or none: RequestError if one cannot be served,
         QueueFull if the queue has no room for all of them."""
+        max_waiting = self.engine.config.max_waiting
+        if len(requests) > max_waiting:
+            # Refused for good, not 429: no amount of waiting makes room for it.
+            raise RequestError(
+                f"The request asks for {len(requests)} completions (prompts times n); this server queues at "
+                f"most {max_waiting} (max_waiting).",
+                "n",
+            )
         seqs = [self.engine.make_sequence(prompt, params) for prompt, params in requests]
         stream = GenerationStream(self, [seq.request_id for seq in seqs])
         with self._lock:
