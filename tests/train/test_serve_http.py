@@ -280,3 +280,23 @@ def test_a_full_queue_answers_429_at_once(checkpoint):
             assert r.json()["error"]["code"] == "queue_full" and r.headers["retry-after"]
             with pytest.raises(openai.RateLimitError):  # what the openai client makes of it
                 client(url).completions.create(model=MODEL, prompt="x", max_tokens=2)
+
+
+def test_a_client_that_gives_up_on_a_whole_answer_frees_its_kv_blocks(checkpoint):
+    engine = LLMEngine.from_checkpoint(checkpoint, EngineConfig(max_num_seqs=4))
+    step = engine.step
+    engine.step = lambda: time.sleep(0.02) or step()  # a slow model: 900 tokens take 18 s
+    manager = engine.block_manager
+    body = {"model": MODEL, "prompt": "the old man", "max_tokens": 900, "ignore_eos": True, "n": 4}
+    with running_server(engine) as url:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                f"{url}/v1/completions", json=body, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=1
+            )
+        # Not streamed, the request went on to its last token while nobody waited for it.
+        deadline = time.monotonic() + 5
+        while manager.num_free_blocks != manager.num_blocks or engine.scheduler.running:
+            assert time.monotonic() < deadline, "the abandoned request kept its KV blocks"
+            time.sleep(0.02)
+        ok = client(url).completions.create(model=MODEL, prompt="hi", max_tokens=2)
+        assert ok.choices[0].finish_reason == "length"

@@ -9,12 +9,14 @@ text that could be the start of a stop string is held back, so a stop string nev
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -131,7 +133,7 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
         if req.stream:
             include_usage = req.stream_options is not None and req.stream_options.include_usage
             return _EventStream(reply.events(choice, include_usage))
-        results = await reply.collect()
+        results = await _unless_disconnected(request, reply.collect())
         return JSONResponse(
             reply.body(
                 [
@@ -180,7 +182,7 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
         if req.stream:
             include_usage = req.stream_options is not None and req.stream_options.include_usage
             return _EventStream(reply.events(choice, include_usage, opening=True))
-        results = await reply.collect()
+        results = await _unless_disconnected(request, reply.collect())
         return JSONResponse(
             reply.body(
                 [
@@ -198,6 +200,31 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
         )
 
     return app
+
+
+_T = TypeVar("_T")
+
+
+async def _unless_disconnected(request: Request, work: Coroutine[None, None, _T]) -> _T:
+    """`work`'s result; a client that leaves first cancels it, so its request stops and frees its KV
+    blocks now rather than when its last token is made (a stream's generator is closed the same way)."""
+
+    async def disconnect() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    task, watcher = asyncio.ensure_future(work), asyncio.ensure_future(disconnect())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # its `finally` runs: the request is aborted
+    if task.cancelled():
+        # No one reads the answer; 499 is the status servers log for a client that closed the request.
+        raise ApiError(499, "The client closed the request.")
+    return task.result()
 
 
 class _Result:
