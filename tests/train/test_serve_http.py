@@ -300,3 +300,23 @@ def test_a_client_that_gives_up_on_a_whole_answer_frees_its_kv_blocks(checkpoint
             time.sleep(0.02)
         ok = client(url).completions.create(model=MODEL, prompt="hi", max_tokens=2)
         assert ok.choices[0].finish_reason == "length"
+
+
+def test_unknown_routes_methods_and_server_faults_answer_in_openai_format(server, monkeypatch):
+    url, engine = server
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    for method, path, status in (("GET", "/v1/completions", 405), ("POST", "/v1/embeddings", 404)):
+        r = httpx.request(method, f"{url}{path}", headers=headers, json={})
+        assert r.status_code == status and path in r.json()["error"]["message"], r.text  # was {"detail"}
+    assert client(url).models.retrieve(MODEL).id == MODEL  # OpenAI's GET /v1/models/{model}
+    with pytest.raises(openai.NotFoundError):
+        client(url).models.retrieve("gpt-4")
+
+    def broken(text: str) -> list[int]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(engine.tokenizer, "encode", broken)
+    r = httpx.post(f"{url}/v1/completions", headers=headers, json={"model": MODEL, "prompt": "hi"})
+    assert r.status_code == 500 and r.json()["error"]["type"] == "server_error"  # was plain text
+    monkeypatch.undo()
+    assert client(url).completions.create(model=MODEL, prompt="hi", max_tokens=2).choices[0].text is not None

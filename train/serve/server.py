@@ -21,6 +21,7 @@ from typing import TypeVar
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from train.serve.async_engine import AsyncEngine, EngineFailed, GenerationStream
 from train.serve.engine import LLMEngine, RequestError, StepOutput
@@ -69,6 +70,20 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
         headers = {"Retry-After": "1"} if err.status == 429 else None
         return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        # Routing's own errors (an unknown path, a GET where POST is wanted), in the same format.
+        body = ApiError(err.status_code, f"{err.detail}: {request.method} {request.url.path}").body()
+        return JSONResponse(body, status_code=err.status_code, headers=err.headers)
+
+    @app.exception_handler(Exception)
+    async def _server_error(request: Request, err: Exception) -> JSONResponse:
+        # A bug, not the client's fault; Starlette logs the traceback after this answer.
+        body = ApiError(
+            500, f"The server failed on this request: {type(err).__name__}", "server_error"
+        ).body()
+        return JSONResponse(body, status_code=500)
+
     def authorize(request: Request) -> None:
         if api_key is None:
             return
@@ -89,6 +104,11 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
     @app.get("/v1/models", dependencies=[Depends(authorize)])
     async def models() -> dict:
         return {"object": "list", "data": [_model_card(model_name, engine.max_model_len)]}
+
+    @app.get("/v1/models/{name:path}", dependencies=[Depends(authorize)])
+    async def model(name: str) -> dict:
+        check_model(name)
+        return _model_card(model_name, engine.max_model_len)
 
     def check_model(name: str) -> None:
         if name != model_name:
