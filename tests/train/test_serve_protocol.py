@@ -53,3 +53,29 @@ def test_a_bad_message_is_named_by_its_index_and_field(message, param, words):
     body = f'{{"model": "m", "messages": [{{"role": "user", "content": "hi"}}, {message}]}}'
     err = error_of(ChatCompletionRequest, body)
     assert err.param == param and param in err.message and words in err.message
+
+
+@pytest.mark.parametrize(
+    "option, switch",
+    [
+        ('"stream_options": {"include_usage": true}', '"stream": true'),  # no stream: no usage chunk
+        ('"top_logprobs": 3', '"logprobs": true'),  # logprobs off: no alternatives
+    ],
+)
+def test_options_whose_switch_is_off_are_refused_not_dropped(option, switch):
+    body = '{"model": "m", "messages": [{"role": "user", "content": "hi"}], %s}'
+    err = error_of(ChatCompletionRequest, body % option)
+    assert err.param == option.split('"')[1] and switch.split('"')[1] in err.message
+    parse_request(ChatCompletionRequest, (body % f"{switch}, {option}").encode())
+
+
+def test_openai_fields_that_do_not_change_the_output_are_accepted():
+    body = (
+        '{"model": "m", "messages": [{"role": "user", "content": "hi"}], "store": false, '
+        '"metadata": {"team": "a"}, "parallel_tool_calls": false}'
+    )
+    parse_request(ChatCompletionRequest, body.encode())
+    for refused in ('"tools": []', '"logit_bias": {"1": 5}'):  # would change it: refused, not ignored
+        assert error_of(ChatCompletionRequest, body[:-1] + f", {refused}}}").message.startswith(
+            "Unrecognized"
+        )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from train.serve.sampling_params import SamplingParams
 
@@ -64,6 +64,16 @@ class _GenerationRequest(_Strict):
             raise ValueError("only 0 is supported; use repetition_penalty")
         return value
 
+    @field_validator("stream_options")
+    @classmethod
+    def _stream_options_need_stream(
+        cls, value: StreamOptions | None, info: ValidationInfo
+    ) -> StreamOptions | None:
+        # As OpenAI and vLLM answer it: include_usage without a stream would be dropped unsaid.
+        if value is not None and not info.data.get("stream"):
+            raise ValueError("stream_options is only allowed when stream is true")
+        return value
+
     @field_validator("stop")
     @classmethod
     def _stop_not_empty(cls, value: str | list[str] | None) -> str | list[str] | None:
@@ -112,6 +122,18 @@ class ChatCompletionRequest(_GenerationRequest):
     max_completion_tokens: int | None = Field(None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    # OpenAI's fields that do not change what is generated, so an OpenAI client's request is served as is.
+    store: bool | None = Field(None, description="Accepted and not used: nothing is stored.")
+    metadata: dict[str, str] | None = Field(None, description="Accepted and not used (goes with store).")
+    parallel_tool_calls: bool | None = Field(None, description="Accepted and not used: there are no tools.")
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs_need_logprobs(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # As OpenAI and vLLM answer it: the alternatives would be dropped unsaid.
+        if value is not None and not info.data.get("logprobs"):
+            raise ValueError("logprobs must be true when top_logprobs is given")
+        return value
 
 
 _Request = TypeVar("_Request", bound=BaseModel)
