@@ -79,3 +79,16 @@ def test_openai_fields_that_do_not_change_the_output_are_accepted():
         assert error_of(ChatCompletionRequest, body[:-1] + f", {refused}}}").message.startswith(
             "Unrecognized"
         )
+
+
+def test_an_image_part_is_refused_with_one_plain_reason():
+    content = '[{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "http://x"}}]'
+    body = f'{{"model": "m", "messages": [{{"role": "user", "content": {content}}}]}}'
+    err = error_of(ChatCompletionRequest, body)
+    # Was: "Extra inputs are not permitted; or Field required; or Input should be 'text'; or ... string".
+    assert err.param == "messages[0].content"
+    assert err.message.endswith("part 1 has type 'image_url': this model takes only 'text' parts")
+    ok = '[{"type": "text", "text": "look"}]'
+    assert (
+        parse_request(ChatCompletionRequest, body.replace(content, ok).encode()).messages[0].text() == "look"
+    )
