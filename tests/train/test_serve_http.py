@@ -320,3 +320,22 @@ def test_unknown_routes_methods_and_server_faults_answer_in_openai_format(server
     assert r.status_code == 500 and r.json()["error"]["type"] == "server_error"  # was plain text
     monkeypatch.undo()
     assert client(url).completions.create(model=MODEL, prompt="hi", max_tokens=2).choices[0].text is not None
+
+
+def test_a_prompt_of_megabytes_is_refused_without_holding_up_the_server(server):
+    url, _ = server
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    huge = "the cat sat " * 500_000  # tokenizing it froze every request, /health too, for seconds
+    for path, body, param in (
+        ("/v1/completions", {"model": MODEL, "prompt": huge}, "prompt"),
+        (
+            "/v1/chat/completions",
+            {"model": MODEL, "messages": [{"role": "user", "content": huge}]},
+            "messages",
+        ),
+    ):
+        start = time.monotonic()
+        r = httpx.post(f"{url}{path}", json=body, headers=headers, timeout=60)
+        assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+        assert "maximum context length" in r.json()["error"]["message"]
+        assert time.monotonic() - start < 2

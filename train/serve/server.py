@@ -133,7 +133,7 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
     async def completions(request: Request) -> Response:
         req = parse_request(CompletionRequest, await request.body())
         check_model(req.model)
-        prompts = _prompt_token_ids(req.prompt, tokenizer)
+        prompts = _prompt_token_ids(req.prompt, tokenizer, engine.max_model_len)
         stream = submit(
             [(p, req.sampling_params(req.max_tokens, req.logprobs, c)) for p in prompts for c in range(req.n)]
         )
@@ -182,7 +182,7 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
             raise ApiError(
                 400, f"The chat template does not accept these messages: {err}", param="messages"
             ) from None
-        prompt = tokenizer.encode(text)
+        prompt = _encode(text, tokenizer, engine.max_model_len, "messages")
         top = req.top_logprobs or 0
         logprobs = top if req.logprobs else None
         max_tokens = req.max_completion_tokens or req.max_tokens
@@ -341,14 +341,27 @@ def _model_card(name: str, max_model_len: int) -> dict:
     }
 
 
-def _prompt_token_ids(prompt: str | list, tokenizer: ServingTokenizer) -> list[list[int]]:
+def _encode(text: str, tokenizer: ServingTokenizer, max_model_len: int, param: str) -> list[int]:
+    """`text`'s tokens; a text that cannot fit the context is refused before it is tokenized."""
+    fewest = tokenizer.fewest_tokens(text)
+    if fewest > max_model_len:
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {max_model_len} tokens. However, your prompt has at "
+            f"least {fewest} tokens ({len(text)} characters). Please reduce the length of the prompt.",
+            param=param,
+        )
+    return tokenizer.encode(text)
+
+
+def _prompt_token_ids(prompt: str | list, tokenizer: ServingTokenizer, max_model_len: int) -> list[list[int]]:
     """OpenAI's prompt forms: a string, strings, token ids, or lists of token ids."""
     if isinstance(prompt, str):
-        prompts = [tokenizer.encode(prompt)]
+        prompts = [_encode(prompt, tokenizer, max_model_len, "prompt")]
     elif not prompt:
         raise ApiError(400, "The prompt list is empty.", param="prompt")
     elif isinstance(prompt[0], str):
-        prompts = [tokenizer.encode(p) for p in prompt]
+        prompts = [_encode(p, tokenizer, max_model_len, "prompt") for p in prompt]
     elif isinstance(prompt[0], int):
         prompts = [list(prompt)]
     else:
