@@ -70,6 +70,10 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
         headers = {"Retry-After": "1"} if err.status == 429 else None
         return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, err: RequestError) -> JSONResponse:
+        return await _api_error(request, ApiError(400, str(err), param=err.param))
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
         # Routing's own errors (an unknown path, a GET where POST is wanted), in the same format.
@@ -122,8 +126,6 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
     def submit(requests: list) -> GenerationStream:
         try:
             return async_engine.submit(requests)
-        except RequestError as err:
-            raise ApiError(400, str(err), param=err.param) from None
         except QueueFull as err:
             raise ApiError(
                 429, f"The server is busy: {err}. Retry shortly.", "server_overloaded", code="queue_full"
@@ -133,6 +135,9 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
     async def completions(request: Request) -> Response:
         req = parse_request(CompletionRequest, await request.body())
         check_model(req.model)
+        # Before tokenizing: a list of many strings can take seconds to encode, only to be refused.
+        many = isinstance(req.prompt, list) and req.prompt and not isinstance(req.prompt[0], int)
+        async_engine.check_size((len(req.prompt) if many else 1) * req.n)
         prompts = _prompt_token_ids(req.prompt, tokenizer, engine.max_model_len)
         stream = submit(
             [(p, req.sampling_params(req.max_tokens, req.logprobs, c)) for p in prompts for c in range(req.n)]
