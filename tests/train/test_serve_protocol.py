@@ -92,3 +92,11 @@ def test_an_image_part_is_refused_with_one_plain_reason():
     assert (
         parse_request(ChatCompletionRequest, body.replace(content, ok).encode()).messages[0].text() == "look"
     )
+
+
+def test_more_than_16_stop_strings_are_refused():
+    stops = ", ".join(f'"s{i}"' for i in range(17))
+    err = error_of(CompletionRequest, f'{{"model": "m", "prompt": "x", "stop": [{stops}]}}')
+    assert err.param == "stop" and "at most 16" in err.message
+    sixteen = stops.rsplit(", ", 1)[0]
+    parse_request(CompletionRequest, f'{{"model": "m", "prompt": "x", "stop": [{sixteen}]}}'.encode())
