@@ -196,7 +196,8 @@ def test_bad_chat_requests_and_bodies_are_400(server):
         {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 0},
     ):
         r = httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers)
-        assert r.status_code == 400 and r.json()["error"]["param"] in ("messages", "max_completion_tokens"), (
+        param = r.json()["error"]["param"]
+        assert r.status_code == 400 and param in ("messages", "messages[0].role", "max_completion_tokens"), (
             r.text
         )
     r = httpx.post(
@@ -279,3 +280,76 @@ def test_a_full_queue_answers_429_at_once(checkpoint):
             assert r.json()["error"]["code"] == "queue_full" and r.headers["retry-after"]
             with pytest.raises(openai.RateLimitError):  # what the openai client makes of it
                 client(url).completions.create(model=MODEL, prompt="x", max_tokens=2)
+
+
+def test_a_client_that_gives_up_on_a_whole_answer_frees_its_kv_blocks(checkpoint):
+    engine = LLMEngine.from_checkpoint(checkpoint, EngineConfig(max_num_seqs=4))
+    step = engine.step
+    engine.step = lambda: time.sleep(0.02) or step()  # a slow model: 900 tokens take 18 s
+    manager = engine.block_manager
+    body = {"model": MODEL, "prompt": "the old man", "max_tokens": 900, "ignore_eos": True, "n": 4}
+    with running_server(engine) as url:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                f"{url}/v1/completions", json=body, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=1
+            )
+        # Not streamed, the request went on to its last token while nobody waited for it.
+        deadline = time.monotonic() + 5
+        while manager.num_free_blocks != manager.num_blocks or engine.scheduler.running:
+            assert time.monotonic() < deadline, "the abandoned request kept its KV blocks"
+            time.sleep(0.02)
+        ok = client(url).completions.create(model=MODEL, prompt="hi", max_tokens=2, temperature=0)
+        assert ok.choices[0].finish_reason in ("length", "stop")  # served: the engine goes on
+
+
+def test_unknown_routes_methods_and_server_faults_answer_in_openai_format(server, monkeypatch):
+    url, engine = server
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    for method, path, status in (("GET", "/v1/completions", 405), ("POST", "/v1/embeddings", 404)):
+        r = httpx.request(method, f"{url}{path}", headers=headers, json={})
+        assert r.status_code == status and path in r.json()["error"]["message"], r.text  # was {"detail"}
+    assert client(url).models.retrieve(MODEL).id == MODEL  # OpenAI's GET /v1/models/{model}
+    with pytest.raises(openai.NotFoundError):
+        client(url).models.retrieve("gpt-4")
+
+    def broken(text: str) -> list[int]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(engine.tokenizer, "encode", broken)
+    r = httpx.post(f"{url}/v1/completions", headers=headers, json={"model": MODEL, "prompt": "hi"})
+    assert r.status_code == 500 and r.json()["error"]["type"] == "server_error"  # was plain text
+    monkeypatch.undo()
+    assert client(url).completions.create(model=MODEL, prompt="hi", max_tokens=2).choices[0].text is not None
+
+
+def test_a_prompt_of_megabytes_is_refused_without_holding_up_the_server(server):
+    url, _ = server
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    huge = "the cat sat " * 500_000  # tokenizing it froze every request, /health too, for seconds
+    for path, body, param in (
+        ("/v1/completions", {"model": MODEL, "prompt": huge}, "prompt"),
+        (
+            "/v1/chat/completions",
+            {"model": MODEL, "messages": [{"role": "user", "content": huge}]},
+            "messages",
+        ),
+    ):
+        start = time.monotonic()
+        r = httpx.post(f"{url}{path}", json=body, headers=headers, timeout=60)
+        assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+        assert "maximum context length" in r.json()["error"]["message"]
+        assert time.monotonic() - start < 2
+
+
+def test_too_many_prompts_are_refused_before_they_are_tokenized(server, monkeypatch):
+    url, engine = server
+    encoded = []
+    monkeypatch.setattr(engine.tokenizer, "encode", lambda text: encoded.append(text) or [1])
+    prompts = ["a short prompt"] * (engine.config.max_waiting + 1)
+    r = httpx.post(
+        f"{url}/v1/completions",
+        json={"model": MODEL, "prompt": prompts},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "n", r.text
+    assert not encoded  # 100,000 strings took seconds to encode before the refusal

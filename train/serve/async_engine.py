@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 
-from train.serve.engine import LLMEngine, StepOutput
+from train.serve.engine import LLMEngine, RequestError, StepOutput
 from train.serve.metrics import ServeMetrics
 from train.serve.sampling_params import SamplingParams
 from train.serve.scheduler import QueueFull
@@ -90,6 +90,7 @@ class AsyncEngine:
     def submit(self, requests: list[tuple[list[int], SamplingParams]]) -> GenerationStream:
         """Queue the sequences of one API request, all or none: RequestError if one cannot be served,
         QueueFull if the queue has no room for all of them."""
+        self.check_size(len(requests))
         seqs = [self.engine.make_sequence(prompt, params) for prompt, params in requests]
         stream = GenerationStream(self, [seq.request_id for seq in seqs])
         with self._lock:
@@ -102,6 +103,17 @@ class AsyncEngine:
         self.metrics.prompt_tokens.inc(sum(len(seq) for seq in seqs))
         self._wake.set()
         return stream
+
+    def check_size(self, count: int) -> None:
+        """RequestError if an API request of `count` sequences could never be queued (max_waiting)."""
+        max_waiting = self.engine.config.max_waiting
+        if count > max_waiting:
+            # Refused for good, not 429: no amount of waiting makes room for it.
+            raise RequestError(
+                f"The request asks for {count} completions (prompts times n); this server queues at "
+                f"most {max_waiting} (max_waiting).",
+                "n",
+            )
 
     def abort(self, request_id: str) -> None:
         with self._lock:

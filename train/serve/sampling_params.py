@@ -24,7 +24,10 @@ class SamplingParams(BaseModel):
         1.0, gt=0, description="Divide positive (multiply negative) logits of tokens already seen by this."
     )
     seed: int | None = Field(
-        None, description="Seed of this request's own generator: same seed, same output."
+        None,
+        ge=-(2**63),
+        le=2**64 - 1,
+        description="Seed of this request's own generator: same seed, same output (64 bits, as torch takes).",
     )
     stop: list[str] = Field(default_factory=list, description="Strings that end the output, left out of it.")
     ignore_eos: bool = Field(False, description="Keep generating past the end-of-text token.")

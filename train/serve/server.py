@@ -9,16 +9,19 @@ text that could be the start of a stop string is held back, so a stop string nev
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from train.serve.async_engine import AsyncEngine, EngineFailed, GenerationStream
 from train.serve.engine import LLMEngine, RequestError, StepOutput
@@ -67,6 +70,24 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
         headers = {"Retry-After": "1"} if err.status == 429 else None
         return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, err: RequestError) -> JSONResponse:
+        return await _api_error(request, ApiError(400, str(err), param=err.param))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        # Routing's own errors (an unknown path, a GET where POST is wanted), in the same format.
+        body = ApiError(err.status_code, f"{err.detail}: {request.method} {request.url.path}").body()
+        return JSONResponse(body, status_code=err.status_code, headers=err.headers)
+
+    @app.exception_handler(Exception)
+    async def _server_error(request: Request, err: Exception) -> JSONResponse:
+        # A bug, not the client's fault; Starlette logs the traceback after this answer.
+        body = ApiError(
+            500, f"The server failed on this request: {type(err).__name__}", "server_error"
+        ).body()
+        return JSONResponse(body, status_code=500)
+
     def authorize(request: Request) -> None:
         if api_key is None:
             return
@@ -88,6 +109,11 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
     async def models() -> dict:
         return {"object": "list", "data": [_model_card(model_name, engine.max_model_len)]}
 
+    @app.get("/v1/models/{name:path}", dependencies=[Depends(authorize)])
+    async def model(name: str) -> dict:
+        check_model(name)
+        return _model_card(model_name, engine.max_model_len)
+
     def check_model(name: str) -> None:
         if name != model_name:
             raise ApiError(
@@ -100,8 +126,6 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
     def submit(requests: list) -> GenerationStream:
         try:
             return async_engine.submit(requests)
-        except RequestError as err:
-            raise ApiError(400, str(err), param=err.param) from None
         except QueueFull as err:
             raise ApiError(
                 429, f"The server is busy: {err}. Retry shortly.", "server_overloaded", code="queue_full"
@@ -111,7 +135,10 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
     async def completions(request: Request) -> Response:
         req = parse_request(CompletionRequest, await request.body())
         check_model(req.model)
-        prompts = _prompt_token_ids(req.prompt, tokenizer)
+        # Before tokenizing: a list of many strings can take seconds to encode, only to be refused.
+        many = isinstance(req.prompt, list) and req.prompt and not isinstance(req.prompt[0], int)
+        async_engine.check_size((len(req.prompt) if many else 1) * req.n)
+        prompts = _prompt_token_ids(req.prompt, tokenizer, engine.max_model_len)
         stream = submit(
             [(p, req.sampling_params(req.max_tokens, req.logprobs, c)) for p in prompts for c in range(req.n)]
         )
@@ -131,7 +158,7 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
         if req.stream:
             include_usage = req.stream_options is not None and req.stream_options.include_usage
             return _EventStream(reply.events(choice, include_usage))
-        results = await reply.collect()
+        results = await _unless_disconnected(request, reply.collect())
         return JSONResponse(
             reply.body(
                 [
@@ -160,7 +187,7 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
             raise ApiError(
                 400, f"The chat template does not accept these messages: {err}", param="messages"
             ) from None
-        prompt = tokenizer.encode(text)
+        prompt = _encode(text, tokenizer, engine.max_model_len, "messages")
         top = req.top_logprobs or 0
         logprobs = top if req.logprobs else None
         max_tokens = req.max_completion_tokens or req.max_tokens
@@ -180,7 +207,7 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
         if req.stream:
             include_usage = req.stream_options is not None and req.stream_options.include_usage
             return _EventStream(reply.events(choice, include_usage, opening=True))
-        results = await reply.collect()
+        results = await _unless_disconnected(request, reply.collect())
         return JSONResponse(
             reply.body(
                 [
@@ -198,6 +225,31 @@ def build_app(engine: LLMEngine, model_name: str, api_key: str | None = None) ->
         )
 
     return app
+
+
+_T = TypeVar("_T")
+
+
+async def _unless_disconnected(request: Request, work: Coroutine[None, None, _T]) -> _T:
+    """`work`'s result; a client that leaves first cancels it, so its request stops and frees its KV
+    blocks now rather than when its last token is made (a stream's generator is closed the same way)."""
+
+    async def disconnect() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    task, watcher = asyncio.ensure_future(work), asyncio.ensure_future(disconnect())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # its `finally` runs: the request is aborted
+    if task.cancelled():
+        # No one reads the answer; 499 is the status servers log for a client that closed the request.
+        raise ApiError(499, "The client closed the request.")
+    return task.result()
 
 
 class _Result:
@@ -294,14 +346,27 @@ def _model_card(name: str, max_model_len: int) -> dict:
     }
 
 
-def _prompt_token_ids(prompt: str | list, tokenizer: ServingTokenizer) -> list[list[int]]:
+def _encode(text: str, tokenizer: ServingTokenizer, max_model_len: int, param: str) -> list[int]:
+    """`text`'s tokens; a text that cannot fit the context is refused before it is tokenized."""
+    fewest = tokenizer.fewest_tokens(text)
+    if fewest > max_model_len:
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {max_model_len} tokens. However, your prompt has at "
+            f"least {fewest} tokens ({len(text)} characters). Please reduce the length of the prompt.",
+            param=param,
+        )
+    return tokenizer.encode(text)
+
+
+def _prompt_token_ids(prompt: str | list, tokenizer: ServingTokenizer, max_model_len: int) -> list[list[int]]:
     """OpenAI's prompt forms: a string, strings, token ids, or lists of token ids."""
     if isinstance(prompt, str):
-        prompts = [tokenizer.encode(prompt)]
+        prompts = [_encode(prompt, tokenizer, max_model_len, "prompt")]
     elif not prompt:
         raise ApiError(400, "The prompt list is empty.", param="prompt")
     elif isinstance(prompt[0], str):
-        prompts = [tokenizer.encode(p) for p in prompt]
+        prompts = [_encode(p, tokenizer, max_model_len, "prompt") for p in prompt]
     elif isinstance(prompt[0], int):
         prompts = [list(prompt)]
     else:

@@ -11,6 +11,7 @@ chat_template.TRANSCRIPT_CHAT_TEMPLATE.
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 from train.finetune.chat_template import TRANSCRIPT_CHAT_TEMPLATE, ChatFormat
@@ -47,6 +48,19 @@ class ServingTokenizer:
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def fewest_tokens(self, text: str) -> int:
+        """A lower bound on len(encode(text)) at no tokenizing cost, so that a text far past the context is
+        refused before encoding it holds the server up (encoding keeps the GIL: 12 MB took 16 s); 0 when
+        the tokenizer has a normalizer, which may shorten the text."""
+        if self.tokenizer.normalizer is not None:
+            return 0
+        return len(text.encode()) // self._most_bytes_per_token
+
+    @cached_property
+    def _most_bytes_per_token(self) -> int:
+        pieces = self.tokenizer.decode_batch([[i] for i in range(self.vocab_size)], skip_special_tokens=False)
+        return max(len(piece.encode()) for piece in pieces) + 1  # + 1: a decoder may drop a leading space
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
