@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from train.data import DataSource
 from train.model import PRESETS, VOCAB_MULTIPLE, ModelConfig, preset_config
-from train.user_files import check_output_dir, output_path, read_text
+from train.user_files import OutputDir, read_text
 
 
 class ConfigError(ValueError):
@@ -42,7 +42,9 @@ class PretrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     data: list[DataSource] = Field(min_length=1, description="Shard directories to blend: DIR or DIR:WEIGHT.")
-    out: Path = Field(description="Run directory: checkpoints/, metrics.jsonl, loss_curve.png, config.json.")
+    out: OutputDir = Field(
+        description="Run directory: checkpoints/, metrics.jsonl, loss_curve.png, config.json."
+    )
     preset: str = Field("124m", description=f"Model shape: {', '.join(PRESETS)}.")
     model: dict[str, Any] = Field(default_factory=dict, description="Overrides of the preset's model fields.")
     seq_len: int | None = Field(
@@ -118,16 +120,6 @@ class PretrainConfig(BaseModel):
                     f"data directory {source.path} is given twice{also}; give it once, with the sum of the weights"
                 )
         return value
-
-    @field_validator("out", mode="before")
-    @classmethod
-    def _out_is_named(cls, value: Any) -> Any:
-        return output_path(value) if isinstance(value, str) else value
-
-    @field_validator("out")
-    @classmethod
-    def _out_is_a_directory(cls, value: Path) -> Path:
-        return check_output_dir(value)
 
     @field_validator("preset")
     @classmethod

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator
 
 
 def _where(flag: str) -> str:
@@ -45,3 +48,11 @@ def check_output_dir(path: Path, flag: str = "") -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{_where(flag)}cannot write {path}: {existing} is not writable")
     return path
+
+
+# A config field for a directory to write: named (not empty), and not a file or under one.
+OutputDir = Annotated[
+    Path,
+    BeforeValidator(lambda value: output_path(value) if isinstance(value, str) else value),
+    AfterValidator(check_output_dir),
+]

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from train.config import ConfigError
 from train.finetune.lora import TARGETS, LoRASettings
-from train.user_files import check_output_dir, output_path
+from train.user_files import OutputDir
 
 
 class FinetuneConfig(BaseModel):
@@ -26,7 +26,7 @@ class FinetuneConfig(BaseModel):
     data: Path = Field(
         description="Training examples, JSONL (chat messages, prompt/response, or preferences)."
     )
-    out: Path = Field(
+    out: OutputDir = Field(
         description="Run directory: metrics.jsonl, loss_curve.png, checkpoints/ (and adapter/)."
     )
     valid_data: Path | None = Field(
@@ -75,16 +75,6 @@ class FinetuneConfig(BaseModel):
         "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU."
     )
     progress: bool = Field(True, description="Show a progress bar on the terminal.")
-
-    @field_validator("out", mode="before")
-    @classmethod
-    def _out_is_named(cls, value: Any) -> Any:
-        return output_path(value) if isinstance(value, str) else value
-
-    @field_validator("out")
-    @classmethod
-    def _out_is_a_directory(cls, value: Path) -> Path:
-        return check_output_dir(value)
 
     @field_validator("lora_targets", mode="before")
     @classmethod
