@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from curate import registry
 from curate.backend import cudf_problem
+from curate.output_dir import output_dir_problem
 from curate.stage import Stage, StageConfig, stage_params
 
 # `host:port`, `:port` or `[ipv6]:port`: the forms a LocalCluster dashboard address takes.
@@ -59,16 +60,8 @@ class OutputConfig(_Strict):
     @classmethod
     def _dir_can_be_written(cls, value: str) -> str:
         # Checked here, not when the run creates it: a run must not fail after its work has started.
-        path = Path(value).absolute()
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"{value!r} is a file, not a directory; choose another output dir")
-        existing = next(p for p in (path, *path.parents) if p.exists())
-        if not existing.is_dir():
-            raise ValueError(
-                f"{value!r} is under {str(existing)!r}, which is a file; choose another output dir"
-            )
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise ValueError(f"{str(existing)!r} is not writable by this user; choose another output dir")
+        if problem := output_dir_problem(Path(value)):
+            raise ValueError(f"{problem}; choose another output dir")
         return value
 
 

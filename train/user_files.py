@@ -6,11 +6,12 @@ says what to change, raised before any work starts rather than as an OSError in 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
+
+from curate.output_dir import output_dir_problem
 
 
 def _where(flag: str) -> str:
@@ -41,12 +42,8 @@ def output_path(text: str, flag: str = "") -> Path:
 
 def check_output_dir(path: Path, flag: str = "") -> Path:
     """`path` if it is a directory or could be made one: not a file, not under a file, writable."""
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir():
-        under = "" if existing == path else f" is under {existing}, which"
-        raise ValueError(f"{_where(flag)}{path}{under} is a file; name a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{_where(flag)}cannot write {path}: {existing} is not writable")
+    if problem := output_dir_problem(path):
+        raise ValueError(f"{_where(flag)}{problem}; name a directory")
     return path
 
 
