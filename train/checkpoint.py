@@ -42,6 +42,7 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "state.json"
 _STEP_DIR = re.compile(r"step_(\d+)")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 # Prefixes that wrappers put in front of parameter names: torch.compile's and DDP's.
 _WRAPPER_PREFIXES = ("_orig_mod.", "module.")
 # Full (unsharded) state dicts gathered on CPU: the same files from one GPU, DDP or FSDP.
@@ -58,10 +59,36 @@ def latest_checkpoint(root: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("_")[1]), default=None)
 
 
+def _is_count(value: object) -> bool:
+    # JSON's true and false load as Python bools, which are ints.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_fraction(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+
+
+# What the values of `state.json` that train reads must be (`a.b`: key b of object a), checked wherever
+# they are present, objects before their keys; `model` is checked by `state_model_config`. A value that
+# merely looks right ("12", 1.5, true, null) would resume at a wrong step or data position, or fail
+# later with a traceback.
+_STATE_VALUES = {
+    "step": (_is_count, "a non-negative integer"),
+    "consumed_samples": (_is_count, "a non-negative integer"),
+    "tokenizer_sha256": (lambda v: isinstance(v, str) and _SHA256.fullmatch(v), "a sha256 hex digest"),
+    "trajectory": (lambda v: isinstance(v, dict), "a JSON object"),
+    "trajectory.seq_len": (lambda v: _is_count(v) and v > 0, "a positive integer"),
+    "trajectory.seed": (_is_count, "a non-negative integer"),
+    "trajectory.valid_fraction": (_is_fraction, "a number from 0 up to (not including) 1"),
+}
+_ABSENT = object()
+
+
 def read_state(path: Path, *required: str) -> dict:
     """`state.json` of a checkpoint directory; it must hold the keys `required` (`a.b`: key b of object a).
 
-    A hand-edited or damaged file is a one-line ValueError naming it and the first key it lacks.
+    A hand-edited or damaged file (not JSON, a key missing, a value of the wrong type) is a one-line
+    ValueError naming it and the key.
     """
     file = path / STATE_FILE
     try:
@@ -72,13 +99,26 @@ def read_state(path: Path, *required: str) -> dict:
         raise ValueError(
             f"{file}: expected a JSON object, got {type(state).__name__}; the checkpoint is damaged"
         )
+    for key, (valid, what) in _STATE_VALUES.items():
+        value = _value_at(state, key)
+        if value is not _ABSENT and not valid(value):
+            raise ValueError(
+                f"{file}: {key} must be {what}, not {json.dumps(value)}; the checkpoint is damaged"
+            )
     for key in required:
-        value = state
-        for part in key.split("."):
-            if not isinstance(value, dict) or part not in value:
-                raise ValueError(f"{file}: no '{key}'; the checkpoint is damaged or was not written by train")
-            value = value[part]
+        if _value_at(state, key) is _ABSENT:
+            raise ValueError(f"{file}: no '{key}'; the checkpoint is damaged or was not written by train")
     return state
+
+
+def _value_at(state: dict, key: str) -> object:
+    """The value at `key` (`a.b`: key b of object a), or `_ABSENT` where the path does not lead to one."""
+    value = state
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _ABSENT
+        value = value[part]
+    return value
 
 
 def state_model_config(state: dict, path: Path) -> ModelConfig:

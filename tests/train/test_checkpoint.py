@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from curate.stages.langid import file_sha256
 from tests.train.test_cli import one_line_error
 from train import checkpoint as ckpt
 from train.distributed import single_process
@@ -167,7 +168,9 @@ def test_a_hand_edited_state_json_is_one_line_naming_it(
     path = save(tmp_path, 5, model, optimizer, tokenizer_file)
     state = json.loads((path / "state.json").read_text())
     trajectory = {"seq_len": 32, "seed": 0, "valid_fraction": 0.0}
-    state.update(model=model.cfg.model_dump(), trajectory=trajectory, tokenizer_sha256=None)
+    state.update(
+        model=model.cfg.model_dump(), trajectory=trajectory, tokenizer_sha256=file_sha256(tokenizer_file)
+    )
     edit(state)
     (path / "state.json").write_text(json.dumps(state))
     for argv in (

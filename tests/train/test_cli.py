@@ -7,6 +7,7 @@ import json
 import pytest
 import yaml
 
+from curate.stages.langid import file_sha256
 from tests.train.serve_checkpoint import write_checkpoint
 from train.cli import main
 from train.config import load_pretrain_config
@@ -137,7 +138,10 @@ def test_flags_override_the_config_file(shards, other_shards, tmp_path):
 def test_junk_weights_are_one_line_naming_the_file(capsys, shards, tokenizer_file, tmp_path):
     checkpoint = write_checkpoint(tmp_path, tokenizer_file, max_seq_len=64)
     state = json.loads((checkpoint / "state.json").read_text())
-    state.update(trajectory={"seq_len": 64, "seed": 0, "valid_fraction": 0.0}, tokenizer_sha256=None)
+    state.update(
+        trajectory={"seq_len": 64, "seed": 0, "valid_fraction": 0.0},
+        tokenizer_sha256=file_sha256(tokenizer_file),
+    )
     (checkpoint / "state.json").write_text(json.dumps(state))
     (checkpoint / "model.safetensors").write_text("not tensors")
     expected = f"{checkpoint / 'model.safetensors'} is not a valid safetensors checkpoint"

@@ -4,6 +4,7 @@ accumulation and two-process DDP match one big batch."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import torch
 from rich.console import Console
 from safetensors.torch import load_file
 
+from tests.train.test_cli import one_line_error
+from train.cli import main
 from train.config import ConfigError, PretrainConfig
 from train.evaluate import evaluate_checkpoint
 from train.metrics import read_metrics
@@ -103,6 +106,49 @@ def test_resume_refuses_what_would_not_continue_the_same_run(shards, tmp_path):
         run(settings(shards, out, max_steps=4, warmup_steps=1))
     with pytest.raises(ConfigError, match="--resume: lr is 0.001 but 0.003"):
         run(settings(shards, out, max_steps=4, warmup_steps=1, lr=1e-3, resume=True))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda s: s.update(step="2"), 'step must be a non-negative integer, not "2"'),
+        (lambda s: s.update(step=-3), "step must be a non-negative integer, not -3"),
+        (lambda s: s.update(step=True), "step must be a non-negative integer, not true"),
+        (lambda s: s.update(step=None), "step must be a non-negative integer, not null"),
+        (
+            lambda s: s.update(consumed_samples=1.5),
+            "consumed_samples must be a non-negative integer, not 1.5",
+        ),
+        (lambda s: s.update(trajectory=None), "trajectory must be a JSON object, not null"),
+        (
+            lambda s: s["trajectory"].update(seq_len="32"),
+            'trajectory.seq_len must be a positive integer, not "32"',
+        ),
+        (lambda s: s.update(tokenizer_sha256=None), "tokenizer_sha256 must be a sha256 hex digest, not null"),
+    ],
+)
+def test_resume_from_a_state_json_of_wrong_types_is_one_line_naming_the_key(
+    capsys, shards, tmp_path, edit, message
+):
+    argv = [
+        "pretrain", "--data", str(shards), "--out", str(tmp_path / "run"), "--preset", "tiny", "--seq-len", "32",
+        "--micro-batch-size", "4", "--global-batch-size", "8", "--max-steps", "4", "--warmup-steps", "1",
+        "--eval-every", "0", "--no-progress", "--device", "cpu",
+    ]  # fmt: skip
+    assert main([*argv, "--stop-after", "2"]) == 0
+    state_file = tmp_path / "run" / "checkpoints" / "step_0000002" / "state.json"
+    good = state_file.read_text()
+    state = json.loads(good)
+    edit(state)
+    state_file.write_text(json.dumps(state))
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
+    assert f"{state_file}: {message}; the checkpoint is damaged" in one_line_error(
+        capsys, [*argv, "--resume"]
+    )
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == metrics  # refused before any training
+    state_file.write_text(good)
+    assert main([*argv, "--resume"]) == 0
+    assert [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl", "resume")] == [2]
 
 
 def test_a_valid_split_smaller_than_one_micro_batch_is_still_evaluated(shards, tmp_path):
