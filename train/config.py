@@ -7,6 +7,7 @@ data is read; a bad value raises `ConfigError` with one line naming the flag or 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -202,7 +203,7 @@ def check_resumable(cfg: PretrainConfig, saved: dict, checkpoint: Path) -> None:
     for name in TRAJECTORY_FIELDS:
         if now[name] != saved.get(name):
             raise ConfigError(
-                f"--resume: {name} is {now[name]} but {saved.get(name)} in {checkpoint}; "
+                f"--resume: {name} is {json.dumps(now[name])} but {json.dumps(saved.get(name))} in {checkpoint}; "
                 "a resumed run keeps the settings that shape training (or start a new --out)"
             )
 

@@ -106,6 +106,13 @@ def test_resume_refuses_what_would_not_continue_the_same_run(shards, tmp_path):
         run(settings(shards, out, max_steps=4, warmup_steps=1))
     with pytest.raises(ConfigError, match="--resume: lr is 0.001 but 0.003"):
         run(settings(shards, out, max_steps=4, warmup_steps=1, lr=1e-3, resume=True))
+    # Values are quoted as JSON: a hand-edited "0.003" is told apart from the number it looks like.
+    [state_file] = (out / "checkpoints").glob("step_*/state.json")
+    state = json.loads(state_file.read_text())
+    state["trajectory"]["lr"] = str(state["trajectory"]["lr"])
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(ConfigError, match='--resume: lr is 0.003 but "0.003"'):
+        run(settings(shards, out, max_steps=4, warmup_steps=1, resume=True))
 
 
 @pytest.mark.parametrize(
