@@ -19,6 +19,7 @@ import os
 import random
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +60,17 @@ def latest_checkpoint(root: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("_")[1]), default=None)
 
 
-def _is_count(value: object) -> bool:
+def is_count(value: object) -> bool:
     # JSON's true and false load as Python bools, which are ints.
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def is_sha256(value: object) -> bool:
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
+
+
+def is_object(value: object) -> bool:
+    return isinstance(value, dict)
 
 
 def _is_fraction(value: object) -> bool:
@@ -73,12 +82,12 @@ def _is_fraction(value: object) -> bool:
 # merely looks right ("12", 1.5, true, null) would resume at a wrong step or data position, or fail
 # later with a traceback.
 _STATE_VALUES = {
-    "step": (_is_count, "a non-negative integer"),
-    "consumed_samples": (_is_count, "a non-negative integer"),
-    "tokenizer_sha256": (lambda v: isinstance(v, str) and _SHA256.fullmatch(v), "a sha256 hex digest"),
-    "trajectory": (lambda v: isinstance(v, dict), "a JSON object"),
-    "trajectory.seq_len": (lambda v: _is_count(v) and v > 0, "a positive integer"),
-    "trajectory.seed": (_is_count, "a non-negative integer"),
+    "step": (is_count, "a non-negative integer"),
+    "consumed_samples": (is_count, "a non-negative integer"),
+    "tokenizer_sha256": (is_sha256, "a sha256 hex digest"),
+    "trajectory": (is_object, "a JSON object"),
+    "trajectory.seq_len": (lambda v: is_count(v) and v > 0, "a positive integer"),
+    "trajectory.seed": (is_count, "a non-negative integer"),
     "trajectory.valid_fraction": (_is_fraction, "a number from 0 up to (not including) 1"),
 }
 _ABSENT = object()
@@ -90,25 +99,30 @@ def read_state(path: Path, *required: str) -> dict:
     A hand-edited or damaged file (not JSON, a key missing, a value of the wrong type) is a one-line
     ValueError naming it and the key.
     """
-    file = path / STATE_FILE
+    return read_checked_json(path / STATE_FILE, _STATE_VALUES, required, "the checkpoint")
+
+
+def read_checked_json(file: Path, values: dict, required: Sequence[str], holder: str) -> dict:
+    """The JSON object in `file`, its values at the keys of `values` (`a.b`: key b of object a; objects
+    listed before their keys) checked where present, and every key of `required` present.
+
+    Anything else is a one-line ValueError naming `file` and the key, and saying that `holder` (the
+    directory the file belongs to: "the checkpoint", "the adapter") is damaged.
+    """
     try:
-        state = json.loads(file.read_text())
+        loaded = json.loads(file.read_text())
     except ValueError as err:  # not JSON, or not UTF-8
-        raise ValueError(f"{file}: not valid JSON ({err}); the checkpoint is damaged") from None
-    if not isinstance(state, dict):
-        raise ValueError(
-            f"{file}: expected a JSON object, got {type(state).__name__}; the checkpoint is damaged"
-        )
-    for key, (valid, what) in _STATE_VALUES.items():
-        value = _value_at(state, key)
+        raise ValueError(f"{file}: not valid JSON ({err}); {holder} is damaged") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{file}: expected a JSON object, got {type(loaded).__name__}; {holder} is damaged")
+    for key, (valid, what) in values.items():
+        value = _value_at(loaded, key)
         if value is not _ABSENT and not valid(value):
-            raise ValueError(
-                f"{file}: {key} must be {what}, not {json.dumps(value)}; the checkpoint is damaged"
-            )
+            raise ValueError(f"{file}: {key} must be {what}, not {json.dumps(value)}; {holder} is damaged")
     for key in required:
-        if _value_at(state, key) is _ABSENT:
-            raise ValueError(f"{file}: no '{key}'; the checkpoint is damaged or was not written by train")
-    return state
+        if _value_at(loaded, key) is _ABSENT:
+            raise ValueError(f"{file}: no '{key}'; {holder} is damaged or was not written by train")
+    return loaded
 
 
 def _value_at(state: dict, key: str) -> object:

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.train.finetune_fixtures import INSTRUCTIONS, one_thread, pretrain_base, write_jsonl  # noqa: F401
+from tests.train.test_cli import one_line_error
 from train.checkpoint import latest_checkpoint, load_weights, read_state
 from train.cli import main
 from train.data import DataSource
@@ -154,6 +155,37 @@ def test_merge_of_a_directory_that_is_no_adapter_says_so(base, tmp_path, capsys)
     assert main(["finetune", "merge", str(base), "--out", str(tmp_path / "merged")]) == 2
     err = capsys.readouterr().err
     assert f"{base} is not a LoRA adapter (no adapter_config.json)" in err and "Errno" not in err
+
+
+def test_merge_of_a_damaged_adapter_config_is_one_line_naming_the_key(base, tmp_path, capsys):
+    data = write_jsonl(tmp_path / "train.jsonl", INSTRUCTIONS)
+    adapter = tmp_path / "lora" / "adapter"
+    args = ["finetune", "sft", "--base", str(base), "--data", str(data), "--out", str(tmp_path / "lora")]
+    assert (
+        main([*args, "--lora-rank", "2", "--batch-size", "1", "--valid-fraction", "0", "--no-progress"]) == 0
+    )
+    file = adapter / ADAPTER_CONFIG
+    good = json.loads(file.read_text())
+    edits = [
+        (lambda c: c.update(step="3"), 'step must be a non-negative integer, not "3"'),
+        (lambda c: c.pop("lora"), "no 'lora'; the adapter is damaged or was not written by train"),
+        (
+            lambda c: c["state"].update(base=None),
+            "state.base must be a checkpoint directory's path, not null",
+        ),
+        (lambda c: c["lora"].update(rank=0), "lora.rank: Input should be greater than 0"),
+        (lambda c: c["lora"].update(targets=["q", "x"]), "lora.targets: unknown target(s) x; choose from"),
+    ]
+    for n, (edit, message) in enumerate(edits):
+        config = json.loads(json.dumps(good))
+        edit(config)
+        file.write_text(json.dumps(config))
+        err = one_line_error(capsys, ["finetune", "merge", str(adapter), "--out", str(tmp_path / f"m{n}")])
+        assert f"{file}: {message}" in err and "damaged" in err, err
+    file.write_text("{")
+    assert "not valid JSON" in one_line_error(
+        capsys, ["finetune", "merge", str(adapter), "--out", str(tmp_path / "m")]
+    )
 
 
 @pytest.mark.parametrize("targets", ["", "q,,v", "q,"])

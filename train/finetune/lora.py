@@ -14,15 +14,25 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from safetensors.torch import save_file
 from torch import nn
 
 from curate.part_files import atomic_write_text
-from train.checkpoint import load_weights, read_safetensors, read_state, state_model_config
+from train.checkpoint import (
+    is_count,
+    is_object,
+    is_sha256,
+    load_weights,
+    read_checked_json,
+    read_safetensors,
+    read_state,
+    state_model_config,
+)
 from train.finetune.chat_template import TOKENIZER_CONFIG_FILE, write_tokenizer_config
 from train.finetune.save import check_new_run_dir, save_model_checkpoint
 from train.model import Transformer
@@ -39,6 +49,27 @@ TARGETS = {
 }
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
+# What the values of `adapter_config.json` must be; `lora` is then checked by `LoRASettings`.
+_ADAPTER_VALUES = {
+    "lora": (is_object, "a JSON object"),
+    "step": (is_count, "a non-negative integer"),
+    "state": (is_object, "a JSON object"),
+    "state.base": (lambda v: isinstance(v, str) and v != "", "a checkpoint directory's path"),
+    "state.tokenizer_sha256": (is_sha256, "a sha256 hex digest"),
+}
+
+
+def known_targets(value: list[str]) -> list[str]:
+    """`value` if every name in it is a key of TARGETS (a pydantic validator: a ValueError says which is not)."""
+    if "" in value:  # "", "q,,v" or "q,": a name left out
+        raise ValueError(f"an empty target name; give a comma-separated list of {','.join(TARGETS)}")
+    unknown = [t for t in value if t not in TARGETS]
+    if unknown:
+        raise ValueError(f"unknown target(s) {', '.join(unknown)}; choose from {','.join(TARGETS)}")
+    return value
+
+
+Targets = Annotated[list[str], AfterValidator(known_targets)]
 
 
 class LoRASettings(BaseModel):
@@ -49,7 +80,7 @@ class LoRASettings(BaseModel):
     rank: int = Field(gt=0, description="Rank r of B A.")
     alpha: float = Field(gt=0, description="The update is scaled by alpha / rank.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter branch's input.")
-    targets: list[str] = Field(description="Layers adapted in every block (keys of TARGETS).")
+    targets: Targets = Field(min_length=1, description="Layers adapted in every block (keys of TARGETS).")
 
 
 class LoRALinear(nn.Module):
@@ -140,13 +171,30 @@ def save_adapter(
     return directory
 
 
+def read_adapter_config(adapter_dir: Path) -> tuple[dict, LoRASettings]:
+    """`adapter_config.json` of a saved adapter and its LoRA settings; a hand-edited or damaged file is a
+    one-line ValueError naming it and the key."""
+    file = adapter_dir / ADAPTER_CONFIG
+    config = read_checked_json(
+        file, _ADAPTER_VALUES, ["lora", "step", "state.base", "state.tokenizer_sha256"], "the adapter"
+    )
+    try:
+        settings = LoRASettings(**config["lora"])
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(["lora", *map(str, first["loc"])])
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{file}: {key}: {message}; the adapter is damaged") from None
+    return config, settings
+
+
 def load_adapted_model(adapter_dir: Path) -> tuple[Transformer, dict]:
     """The base model of a saved adapter with the adapter applied, and the adapter's config."""
     if not (adapter_dir / ADAPTER_CONFIG).is_file():
         raise FileNotFoundError(
             f"{adapter_dir} is not a LoRA adapter (no {ADAPTER_CONFIG}); give the adapter/ of a --lora-rank run"
         )
-    config = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())
+    config, settings = read_adapter_config(adapter_dir)
     base = Path(config["state"]["base"])
     if not (base / "state.json").is_file():
         raise FileNotFoundError(f"{adapter_dir}: its base checkpoint {base} is not there any more")
@@ -155,7 +203,7 @@ def load_adapted_model(adapter_dir: Path) -> tuple[Transformer, dict]:
         raise ValueError(f"{adapter_dir}: the checkpoint at {base} is not the one the adapter was trained on")
     model = Transformer(state_model_config(state, base))
     load_weights(base, model)
-    apply_lora(model, LoRASettings(**config["lora"]))
+    apply_lora(model, settings)
     weights = read_safetensors(adapter_dir / ADAPTER_WEIGHTS)
     if set(weights) != set(adapter_state_dict(model)):
         raise ValueError(f"{adapter_dir / ADAPTER_WEIGHTS} does not hold the adapters its config describes")
