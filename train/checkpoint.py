@@ -125,6 +125,22 @@ def read_checked_json(file: Path, values: dict, required: Sequence[str], holder:
     return loaded
 
 
+def check_position(path: Path, state: dict, samples_per_step: int) -> None:
+    """A ValueError unless the `step` of checkpoint `path`'s state matches its directory name and its
+    `consumed_samples` is `step` optimizer steps of `samples_per_step`: a resume from a state that
+    disagrees would skip or repeat data."""
+    file, step = path / STATE_FILE, state["step"]
+    if _STEP_DIR.fullmatch(path.name) and int(path.name.split("_")[1]) != step:
+        raise ValueError(
+            f"{file}: step is {step} but the directory is {path.name}; the checkpoint is damaged"
+        )
+    if state["consumed_samples"] != step * samples_per_step:
+        raise ValueError(
+            f"{file}: consumed_samples is {state['consumed_samples']}, not step {step} × global batch "
+            f"{samples_per_step} = {step * samples_per_step}; the checkpoint is damaged"
+        )
+
+
 def _value_at(state: dict, key: str) -> object:
     """The value at `key` (`a.b`: key b of object a), or `_ABSENT` where the path does not lead to one."""
     value = state

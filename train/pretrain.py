@@ -22,7 +22,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from train.checkpoint import latest_checkpoint, load_checkpoint, read_state, save_checkpoint
+from train.checkpoint import check_position, latest_checkpoint, load_checkpoint, read_state, save_checkpoint
 from train.config import ConfigError, PretrainConfig, check_resumable, trajectory
 from train.data import build_pretrain_data, load_batch, rank_positions
 from train.distributed import (
@@ -77,6 +77,7 @@ def _pretrain(cfg: PretrainConfig, env: DistEnv, console: Console) -> dict:
             raise ConfigError(f"--resume: no checkpoint under {checkpoints}")
         saved = read_state(resume_from, "step", "consumed_samples", "trajectory", "tokenizer_sha256")
         check_resumable(cfg, saved["trajectory"], resume_from)
+        check_position(resume_from, saved, cfg.global_batch_size)
     elif resume_from is not None:
         raise ConfigError(
             f"--out {cfg.out} already holds checkpoints; pass --resume to continue that run, or pick a new --out"

@@ -132,6 +132,11 @@ def test_resume_refuses_what_would_not_continue_the_same_run(shards, tmp_path):
             'trajectory.seq_len must be a positive integer, not "32"',
         ),
         (lambda s: s.update(tokenizer_sha256=None), "tokenizer_sha256 must be a sha256 hex digest, not null"),
+        (lambda s: s.update(step=3), "step is 3 but the directory is step_0000002"),
+        (
+            lambda s: s.update(consumed_samples=15),
+            "consumed_samples is 15, not step 2 × global batch 8 = 16",
+        ),
     ],
 )
 def test_resume_from_a_state_json_of_wrong_types_is_one_line_naming_the_key(
