@@ -233,6 +233,17 @@ def _resolve_inputs(patterns: list[str], fail) -> tuple[tuple[str, ...], tuple[s
     return tuple(dict.fromkeys(files)), tuple(dict.fromkeys(skipped_dirs))
 
 
+def _check_input_types(files: tuple[str, ...], source: StageSpec, fail) -> None:
+    """Fail on the first input file that the source stage does not read (its `input_suffixes`)."""
+    suffixes = source.cls.input_suffixes
+    other = [f for f in files if suffixes is not None and not f.endswith(suffixes)]
+    if other:
+        fail(
+            f"key 'input.paths': {other[0]!r} is not a file that {source.id} reads ({', '.join(suffixes)}); "
+            f"narrow the glob to those, e.g. '*{suffixes[0]}'"
+        )
+
+
 def _unused_local_cluster_keys(file_executor: dict, overrides: dict[str, Any], fail) -> tuple[str, ...]:
     """With a scheduler address, the LocalCluster keys that were set: an error, or a note for --address.
 
@@ -357,6 +368,7 @@ def load_pipeline(path: str | os.PathLike, executor_overrides: dict[str, Any] | 
 
     _check_output_dirs(stages, Path(schema.output.dir), fail)
     input_files, skipped_dirs = _resolve_inputs(schema.input.paths, fail)
+    _check_input_types(input_files, stages[0], fail)
 
     return Pipeline(
         path=path,

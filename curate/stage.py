@@ -89,6 +89,9 @@ class SourceStage(Stage):
     """First stage of a pipeline: turns one input file into batches of documents."""
 
     kind: ClassVar[str] = "source"
+    # The file names it reads, by ending (None: any file, as warc_ingest, which counts an unreadable one
+    # and goes on); an input file of another type fails the config before any work starts.
+    input_suffixes: ClassVar[tuple[str, ...] | None] = None
 
     def read(self, path: str, ctx: ShardContext) -> Iterator[StageResult]:
         """Yield batches read from `path`; every input record ends up kept or dropped with a reason."""

@@ -39,14 +39,10 @@ class ReadParquet(SourceStage):
 
     name = "read_parquet"
     Config = ReadParquetConfig
+    input_suffixes = (".parquet", *JSONL_SUFFIXES)
 
     def read(self, path: str, ctx: ShardContext) -> Iterator[StageResult]:
-        if path.endswith(".parquet"):
-            batches = self._parquet(path)
-        elif path.endswith(JSONL_SUFFIXES):
-            batches = self._jsonl(path)
-        else:
-            raise ValueError(f"{path}: read_parquet reads .parquet or {', '.join(JSONL_SUFFIXES)} files")
+        batches = self._parquet(path) if path.endswith(".parquet") else self._jsonl(path)
         for batch in batches:
             if "text" not in batch.columns:
                 raise ValueError(f"{path}: no 'text' column (columns: {', '.join(map(str, batch.columns))})")

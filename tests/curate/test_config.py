@@ -304,6 +304,28 @@ def test_a_directory_as_input_suggests_a_glob(write_pipeline, tmp_path):
     assert "is a directory; name its files with a glob" in message and "crawl/*.warc.gz" in message
 
 
+def test_an_input_file_the_source_stage_does_not_read_fails_before_any_work(write_pipeline, tmp_path):
+    (tmp_path / "data").mkdir()
+    for name in ("a.parquet", "b.jsonl.gz", "notes.txt"):
+        (tmp_path / "data" / name).write_bytes(b"")
+    stages = [{"stage": "read_parquet"}, {"stage": "write_parquet"}]
+    message = error_of(write_pipeline(base(str(tmp_path / "data" / "*"), tmp_path, stages=stages)))
+    assert (
+        f"key 'input.paths': '{tmp_path / 'data' / 'notes.txt'}' is not a file that read_parquet reads"
+        in message
+    )
+    assert "'*.parquet'" in message
+    narrowed = base(
+        tmp_path,
+        tmp_path,
+        stages=stages,
+        input={"paths": [str(tmp_path / "data" / g) for g in ("*.parquet", "*.gz")]},
+    )
+    assert len(load_pipeline(write_pipeline(narrowed)).input_files) == 2
+    # warc_ingest reads any file: one that is no WARC is counted when read, not refused here.
+    assert load_pipeline(write_pipeline(base(str(tmp_path / "data" / "*"), tmp_path))).input_files
+
+
 def test_a_glob_of_only_directories_is_an_error_and_matched_directories_are_reported(
     write_pipeline, warc, tmp_path
 ):
