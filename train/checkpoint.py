@@ -109,6 +109,8 @@ def read_checked_json(file: Path, values: dict, required: Sequence[str], holder:
     Anything else is a one-line ValueError naming `file` and the key, and saying that `holder` (the
     directory the file belongs to: "the checkpoint", "the adapter") is damaged.
     """
+    if not file.is_file():
+        raise ValueError(f"{file}: missing; {holder} is damaged or was not written by train")
     try:
         loaded = json.loads(file.read_text())
     except ValueError as err:  # not JSON, or not UTF-8

@@ -182,6 +182,14 @@ def test_merge_of_a_damaged_adapter_config_is_one_line_naming_the_key(base, tmp_
         file.write_text(json.dumps(config))
         err = one_line_error(capsys, ["finetune", "merge", str(adapter), "--out", str(tmp_path / f"m{n}")])
         assert f"{file}: {message}" in err and "damaged" in err, err
+    file.write_text(json.dumps(good))
+    template_file = adapter / "tokenizer_config.json"
+    template_file.write_text(json.dumps({"chat_template": None}))
+    err = one_line_error(capsys, ["finetune", "merge", str(adapter), "--out", str(tmp_path / "t1")])
+    assert f"{template_file}: chat_template must be a Jinja template, not null" in err, err
+    template_file.unlink()
+    err = one_line_error(capsys, ["finetune", "merge", str(adapter), "--out", str(tmp_path / "t2")])
+    assert f"{template_file}: missing; the adapter is damaged" in err and "Errno" not in err, err
     file.write_text("{")
     assert "not valid JSON" in one_line_error(
         capsys, ["finetune", "merge", str(adapter), "--out", str(tmp_path / "m")]

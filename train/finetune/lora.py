@@ -217,6 +217,10 @@ def merge_adapter(adapter_dir: Path, out: Path) -> Path:
     model, config = load_adapted_model(adapter_dir)
     merge_lora(model)
     state = {**config["state"], "adapter": str(adapter_dir.resolve())}
-    tokenizer_config = json.loads((adapter_dir / TOKENIZER_CONFIG_FILE).read_text())
+    # The chat template the adapter was trained with; the merged checkpoint must serve with the same.
+    template = {"chat_template": (lambda v: isinstance(v, str) and v != "", "a Jinja template")}
+    tokenizer_config = read_checked_json(
+        adapter_dir / TOKENIZER_CONFIG_FILE, template, ["chat_template"], "the adapter"
+    )
     tokenizer_json = Path(config["state"]["base"]) / "tokenizer.json"
     return save_model_checkpoint(out, config["step"], model, state, tokenizer_json, tokenizer_config)
