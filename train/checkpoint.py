@@ -21,10 +21,11 @@ import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -69,6 +70,10 @@ def is_sha256(value: object) -> bool:
     return isinstance(value, str) and _SHA256.fullmatch(value) is not None
 
 
+def is_text(value: object) -> bool:
+    return isinstance(value, str) and value != ""
+
+
 def is_object(value: object) -> bool:
     return isinstance(value, dict)
 
@@ -91,6 +96,7 @@ _STATE_VALUES = {
     "trajectory.valid_fraction": (_is_fraction, "a number from 0 up to (not including) 1"),
 }
 _ABSENT = object()
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 def read_state(path: Path, *required: str) -> dict:
@@ -132,7 +138,7 @@ def check_position(path: Path, state: dict, samples_per_step: int) -> None:
     `consumed_samples` is `step` optimizer steps of `samples_per_step`: a resume from a state that
     disagrees would skip or repeat data."""
     file, step = path / STATE_FILE, state["step"]
-    if _STEP_DIR.fullmatch(path.name) and int(path.name.split("_")[1]) != step:
+    if (named := _STEP_DIR.fullmatch(path.name)) and int(named.group(1)) != step:
         raise ValueError(
             f"{file}: step is {step} but the directory is {path.name}; the checkpoint is damaged"
         )
@@ -156,13 +162,19 @@ def _value_at(state: dict, key: str) -> object:
 def state_model_config(state: dict, path: Path) -> ModelConfig:
     """The model shape that the `state.json` of checkpoint `path` records (read with `read_state(path,
     "model")`); a ValueError naming the file and the field when it is not a valid one."""
+    return validated_value(ModelConfig, state, "model", path / STATE_FILE, "the checkpoint")
+
+
+def validated_value(model: type[_Model], loaded: dict, key: str, file: Path, holder: str) -> _Model:
+    """`loaded[key]` (an object read by `read_checked_json`) validated as `model`; a ValueError naming
+    `file` and the field (`key.field`) when it is not a valid one, saying that `holder` is damaged."""
     try:
-        return ModelConfig.model_validate(state["model"])
+        return model.model_validate(loaded[key])
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join(["model", *map(str, first["loc"])])
+        where = ".".join([key, *map(str, first["loc"])])
         message = first["msg"].removeprefix("Value error, ")
-        raise ValueError(f"{path / STATE_FILE}: {where}: {message}; the checkpoint is damaged") from None
+        raise ValueError(f"{file}: {where}: {message}; {holder} is damaged") from None
 
 
 def save_checkpoint(

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import torch
 import torch.nn.functional as F
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from safetensors.torch import save_file
 from torch import nn
 
@@ -27,11 +27,13 @@ from train.checkpoint import (
     is_count,
     is_object,
     is_sha256,
+    is_text,
     load_weights,
     read_checked_json,
     read_safetensors,
     read_state,
     state_model_config,
+    validated_value,
 )
 from train.finetune.chat_template import TOKENIZER_CONFIG_FILE, write_tokenizer_config
 from train.finetune.save import check_new_run_dir, save_model_checkpoint
@@ -54,7 +56,7 @@ _ADAPTER_VALUES = {
     "lora": (is_object, "a JSON object"),
     "step": (is_count, "a non-negative integer"),
     "state": (is_object, "a JSON object"),
-    "state.base": (lambda v: isinstance(v, str) and v != "", "a checkpoint directory's path"),
+    "state.base": (is_text, "a checkpoint directory's path"),
     "state.tokenizer_sha256": (is_sha256, "a sha256 hex digest"),
 }
 
@@ -178,14 +180,7 @@ def read_adapter_config(adapter_dir: Path) -> tuple[dict, LoRASettings]:
     config = read_checked_json(
         file, _ADAPTER_VALUES, ["lora", "step", "state.base", "state.tokenizer_sha256"], "the adapter"
     )
-    try:
-        settings = LoRASettings(**config["lora"])
-    except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(["lora", *map(str, first["loc"])])
-        message = first["msg"].removeprefix("Value error, ")
-        raise ValueError(f"{file}: {key}: {message}; the adapter is damaged") from None
-    return config, settings
+    return config, validated_value(LoRASettings, config, "lora", file, "the adapter")
 
 
 def load_adapted_model(adapter_dir: Path) -> tuple[Transformer, dict]:
@@ -218,7 +213,7 @@ def merge_adapter(adapter_dir: Path, out: Path) -> Path:
     merge_lora(model)
     state = {**config["state"], "adapter": str(adapter_dir.resolve())}
     # The chat template the adapter was trained with; the merged checkpoint must serve with the same.
-    template = {"chat_template": (lambda v: isinstance(v, str) and v != "", "a Jinja template")}
+    template = {"chat_template": (is_text, "a Jinja template")}
     tokenizer_config = read_checked_json(
         adapter_dir / TOKENIZER_CONFIG_FILE, template, ["chat_template"], "the adapter"
     )
