@@ -57,8 +57,7 @@ from train.optim import build_optimizer, clip_and_step  # noqa: E402
 # Our model as `train pretrain` runs it, and variants for A/B runs in one process, each changing one
 # thing: the residual stream in fp32 as HF's (ModelConfig.fp32_residual), or kernel modules' switches
 # (SWITCHES, at their defaults in every other run, HF's included): a module's ENABLED off for the PyTorch
-# code in its place, the output matmul and the loss as two ops, q/k/v head-major in memory, the residual
-# adds in the projections' matmuls.
+# code in its place, the output matmul and the loss as two ops, q/k/v head-major in memory.
 KERNEL_SWITCHES = (
     "train.rope_kernels.ENABLED",
     "train.swiglu_kernels.ENABLED",
@@ -68,7 +67,6 @@ SWITCHES = {
     **dict.fromkeys(KERNEL_SWITCHES, True),
     "train.cross_entropy_kernels.FUSED_LINEAR": True,
     "train.rope_kernels.TOKEN_MAJOR": True,
-    "train.model.RESIDUAL_IN_MATMUL": False,
 }
 OURS: dict[str, dict] = {
     "ours": {},
@@ -79,7 +77,6 @@ OURS: dict[str, dict] = {
     "ours-fp32-residual": {"config": {"fp32_residual": True}},
     "ours-separate-ce": {"set": {"train.cross_entropy_kernels.FUSED_LINEAR": False}},
     "ours-head-major-qkv": {"set": {"train.rope_kernels.TOKEN_MAJOR": False}},
-    "ours-residual-matmul": {"set": {"train.model.RESIDUAL_IN_MATMUL": True}},
 }
 
 

@@ -140,25 +140,6 @@ GPU_ATTENTION_BACKENDS = [
 ]
 
 
-# The residual adds ride in the output projections' matmuls, as addmm with the residual for cuBLAS's
-# beta = 1 epilogue (the serving engine does the same): the GEMM reads the residual while it writes, so
-# the RMSNorm after it reads one tensor, not the projection's output and the residual, and writes one.
-# A switch for A/B runs, off until a GPU run shows it pays.
-RESIDUAL_IN_MATMUL = False
-
-
-def linear_add(residual: torch.Tensor, x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
-    """residual + layer(x): one addmm where the sum can stay in the matmul's dtype, else the two ops."""
-    device = x.device.type
-    matmul_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
-    if not RESIDUAL_IN_MATMUL or residual.dtype != matmul_dtype:  # an fp32 stream under autocast
-        return residual + layer(x)
-    summed = torch.addmm(
-        residual.reshape(-1, residual.shape[-1]), x.reshape(-1, x.shape[-1]), layer.weight.t()
-    )
-    return summed.view_as(residual)
-
-
 def _triton(kernels, x: torch.Tensor) -> bool:
     """Whether to run a Triton kernel module's op on x: CUDA tensors, the module imported and enabled."""
     return x.is_cuda and kernels is not None and kernels.ENABLED
@@ -188,10 +169,7 @@ class Attention(nn.Module):
         self.wv = nn.Linear(cfg.d_model, cfg.n_kv_head * cfg.head_dim, bias=False)
         self.wo = nn.Linear(cfg.n_head * cfg.head_dim, cfg.d_model, bias=False)
 
-    def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, residual: torch.Tensor
-    ) -> torch.Tensor:
-        """residual + the attention's output for x."""
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         # One matmul over the stacked weights instead of three: fewer, wider GEMMs (768 → 2304 columns at
         # 124m) keep the tensor cores busier. The copy is small and, under autocast, compile fuses it with
@@ -200,7 +178,7 @@ class Attention(nn.Module):
         qkv = F.linear(x, wqkv)
         y = self._attend(qkv, cos, sin)
         # A view, no copy, when y is token-major in memory: cuDNN's output after rope_split's.
-        return linear_add(residual, y.transpose(1, 2).reshape(B, T, -1), self.wo)
+        return self.wo(y.transpose(1, 2).reshape(B, T, -1))
 
     def _attend(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """The projection [B, T, (H + 2·KV)·hd] → causal attention's output [B, H, T, hd]."""
@@ -229,8 +207,7 @@ class SwiGLU(nn.Module):
         self.w_up = nn.Linear(cfg.d_model, cfg.ffn_hidden, bias=False)
         self.w_down = nn.Linear(cfg.ffn_hidden, cfg.d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """residual + the feed-forward's output for x."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Gate and up in one matmul, for the same reason as q, k, v in Attention.
         gate_up = F.linear(x, torch.cat([self.w_gate.weight, self.w_up.weight]))
         if _triton(swiglu_kernels, gate_up):
@@ -238,7 +215,7 @@ class SwiGLU(nn.Module):
         else:
             gate, up = gate_up.chunk(2, dim=-1)
             hidden = F.silu(gate) * up
-        return linear_add(residual, hidden, self.w_down)
+        return self.w_down(hidden)
 
 
 class Block(nn.Module):
@@ -250,8 +227,8 @@ class Block(nn.Module):
         self.ffn = SwiGLU(cfg)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = self.attn(self.attn_norm(x), cos, sin, residual=x)
-        return self.ffn(self.ffn_norm(x), residual=x)
+        x = x + self.attn(self.attn_norm(x), cos, sin)
+        return x + self.ffn(self.ffn_norm(x))
 
 
 class Transformer(nn.Module):

@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
 
-import train.model
 from train.model import PRESETS, Transformer, apply_rope, count_params, preset_config, rope_tables
 
 
@@ -74,7 +73,7 @@ def test_grouped_query_attention_shares_each_kv_head_with_its_query_group():
     expected = attn.wo(
         F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(2, 8, -1)
     )
-    assert torch.allclose(attn(x, cos, sin, residual=torch.zeros_like(x)), expected, atol=1e-6)
+    assert torch.allclose(attn(x, cos, sin), expected, atol=1e-6)
 
 
 def test_rope_scores_depend_only_on_the_relative_position():
@@ -101,12 +100,8 @@ def test_loss_is_the_mean_cross_entropy_and_long_inputs_are_refused():
         model(torch.zeros(1, 17, dtype=torch.long))
 
 
-@pytest.mark.parametrize("residual_in_matmul", [False, True])
 @pytest.mark.parametrize("fp32_residual", [False, True])
-def test_under_autocast_the_residual_stream_keeps_the_configured_dtype(
-    fp32_residual, residual_in_matmul, monkeypatch
-):
-    monkeypatch.setattr(train.model, "RESIDUAL_IN_MATMUL", residual_in_matmul)
+def test_under_autocast_the_residual_stream_keeps_the_configured_dtype(fp32_residual):
     model = Transformer(preset_config("tiny", vocab_size=300, fp32_residual=fp32_residual))
     seen = []
     for block in model.blocks:
@@ -119,22 +114,3 @@ def test_under_autocast_the_residual_stream_keeps_the_configured_dtype(
     seen.clear()
     model(idx)  # without autocast everything is fp32, whatever the setting
     assert seen == [torch.float32] * len(model.blocks)
-
-
-def test_the_residual_add_inside_the_matmul_gives_the_same_loss_and_gradients(monkeypatch):
-    torch.manual_seed(0)
-    model = Transformer(preset_config("tiny", vocab_size=300))
-    idx = torch.randint(0, 300, (2, 33))
-
-    def loss_and_grads(residual_in_matmul: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        monkeypatch.setattr(train.model, "RESIDUAL_IN_MATMUL", residual_in_matmul)
-        model.zero_grad()
-        loss = model(idx[:, :-1], idx[:, 1:])
-        loss.backward()
-        return loss.detach(), [p.grad.clone() for p in model.parameters()]
-
-    loss, grads = loss_and_grads(False)
-    fused_loss, fused_grads = loss_and_grads(True)
-    assert torch.allclose(fused_loss, loss, rtol=1e-6)
-    for fused, plain in zip(fused_grads, grads, strict=True):
-        assert torch.allclose(fused, plain, rtol=1e-5, atol=1e-7)

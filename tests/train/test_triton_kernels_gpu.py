@@ -1,6 +1,6 @@
 """train/swiglu_kernels.py and train/cross_entropy_kernels.py (the loss alone, and with the output
 matmul) against the PyTorch code they replace on CUDA, and the compiled model with train.model's Triton
-kernels (and the residual adds inside the matmuls) against the model without them.
+kernels against the model without them.
 
 Skipped without a GPU (CI has none); run on one with `pytest --noconftest tests/train/test_triton_kernels_gpu.py`.
 """
@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import train.model
 from train.model import Transformer, preset_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -114,29 +113,10 @@ KERNEL_RUNS = {
 }
 
 
-def compiled_step(idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Loss and gradients of one step of the tiny model, compiled, under bf16 autocast."""
-    torch._dynamo.reset()
-    torch.manual_seed(0)
-    model = Transformer(preset_config("tiny", vocab_size=512)).cuda()
-    compiled = torch.compile(model)
-    with torch.autocast("cuda", torch.bfloat16):
-        loss = compiled(idx[:, :-1], idx[:, 1:])
-    loss.backward()
-    return loss.detach(), [p.grad for p in model.parameters()]
-
-
-def assert_same_step(
-    a: tuple[torch.Tensor, list[torch.Tensor]], b: tuple[torch.Tensor, list[torch.Tensor]]
-) -> None:
-    (loss_a, grads_a), (loss_b, grads_b) = a, b
-    torch.testing.assert_close(loss_a, loss_b, atol=1e-3, rtol=1e-3)
-    for grad_a, grad_b in zip(grads_a, grads_b, strict=True):
-        assert ((grad_a - grad_b).norm() / grad_b.norm()).item() < 2e-2
-
-
 @pytest.mark.parametrize("run", KERNEL_RUNS)
 def test_compiled_model_trains_the_same_with_the_kernels_as_without(run, monkeypatch):
+    """The tiny model, compiled, under bf16 autocast: loss and gradients of one step agree."""
+    cfg = preset_config("tiny", vocab_size=512)
     torch.manual_seed(0)
     idx = torch.randint(0, 512, (4, 129), device="cuda")
     for (module, name), value in KERNEL_RUNS[run].items():
@@ -145,15 +125,15 @@ def test_compiled_model_trains_the_same_with_the_kernels_as_without(run, monkeyp
     for enabled in (True, False):
         for module in (rope_kernels, swiglu_kernels, cross_entropy_kernels):
             monkeypatch.setattr(module, "ENABLED", enabled)
-        results.append(compiled_step(idx))
-    assert_same_step(*results)
-
-
-def test_compiled_model_trains_the_same_with_the_residual_adds_in_the_matmuls(monkeypatch):
-    torch.manual_seed(0)
-    idx = torch.randint(0, 512, (4, 129), device="cuda")
-    results = []
-    for inside in (True, False):
-        monkeypatch.setattr(train.model, "RESIDUAL_IN_MATMUL", inside)
-        results.append(compiled_step(idx))
-    assert_same_step(*results)
+        torch._dynamo.reset()
+        torch.manual_seed(0)
+        model = Transformer(cfg).cuda()
+        compiled = torch.compile(model)
+        with torch.autocast("cuda", torch.bfloat16):
+            loss = compiled(idx[:, :-1], idx[:, 1:])
+        loss.backward()
+        results.append((loss.detach(), [p.grad for p in model.parameters()]))
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    torch.testing.assert_close(loss_a, loss_b, atol=1e-3, rtol=1e-3)
+    for a, b in zip(grads_a, grads_b, strict=True):
+        assert ((a - b).norm() / b.norm()).item() < 2e-2
