@@ -171,33 +171,33 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
-        # One matmul over the stacked weights instead of three: fewer, wider GEMMs (768 → 2304 columns at
-        # 124m) keep the tensor cores busier. The copy is small and, under autocast, compile fuses it with
-        # the bf16 cast that every weight gets anyway.
-        wqkv = torch.cat([self.wq.weight, self.wk.weight, self.wv.weight])
-        qkv = F.linear(x, wqkv)
-        y = self._attend(qkv, cos, sin)
+        q, k, v = self._heads(x, cos, sin)
+        # enable_gqa lets the flash kernel read each K/V head for its group of query heads, no copies.
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv_head != self.n_head)
         # A view, no copy, when y is token-major in memory: cuDNN's output after rope_split's.
         return self.wo(y.transpose(1, 2).reshape(B, T, -1))
 
-    def _attend(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """The projection [B, T, (H + 2·KV)·hd] → causal attention's output [B, H, T, hd]."""
-        B, T, _ = qkv.shape
+    def _heads(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """x [B, T, d] → q [B, H, T, hd], k and v [B, KV, T, hd], q and k rotated."""
+        B, T, _ = x.shape
+        if _triton(rope_kernels, x) and rope_kernels.SEPARATE_V:  # v's matmul writes its heads in place
+            qk = F.linear(x, torch.cat([self.wq.weight, self.wk.weight]))
+            q, k = rope_kernels.rope_split_qk(qk, cos, sin, self.n_head, self.n_kv_head)
+            v = F.linear(x, self.wv.weight).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+            return q, k, v
+        # One matmul over the stacked weights instead of three: fewer, wider GEMMs (768 → 2304 columns at
+        # 124m) keep the tensor cores busier. The copy is small and, under autocast, compile fuses it with
+        # the bf16 cast that every weight gets anyway.
+        qkv = F.linear(x, torch.cat([self.wq.weight, self.wk.weight, self.wv.weight]))
         if _triton(rope_kernels, qkv):
-            q, k, v = rope_kernels.rope_split(qkv, cos, sin, self.n_head, self.n_kv_head)
-        else:
-            q, k, v = qkv.split(
-                [self.n_head * self.head_dim, self.n_kv_head * self.head_dim, self.n_kv_head * self.head_dim],
-                -1,
-            )
-            q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-            k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-            v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        # enable_gqa lets the flash kernel read each K/V head for its group of query heads, no copies.
-        return F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, enable_gqa=self.n_kv_head != self.n_head
+            return rope_kernels.rope_split(qkv, cos, sin, self.n_head, self.n_kv_head)
+        q, k, v = qkv.split(
+            [self.n_head * self.head_dim, self.n_kv_head * self.head_dim, self.n_kv_head * self.head_dim], -1
         )
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
+        k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
 
 
 class SwiGLU(nn.Module):

@@ -14,6 +14,11 @@ transposes). cuDNN's attention allocates its output in q's layout, so the attent
 already [B, T, H·hd] for the output projection: no transpose copy. The backward takes gradients in any
 layout whose last dimension is contiguous.
 
+With `SEPARATE_V`, train.model projects v with a matmul of its own, whose output [B, T, KV·hd] is already
+the token-major layout that cuDNN takes: `rope_split_qk` then moves q and k only, and in the backward dv
+goes straight to that matmul, so v is not copied either way (the price: two narrower matmuls, and the two
+input gradients to add).
+
 `rope_split` is a `torch.library.triton_op` with its backward registered, so that torch.compile keeps it
 whole in the graph and autograd differentiates through it. This module imports Triton (it comes with
 CUDA builds of torch); train.model uses it for CUDA tensors when it imports and `ENABLED` is true (set it
@@ -33,6 +38,8 @@ ENABLED = True
 TOKEN_MAJOR = True
 # (tokens per program, warps) of the move kernel each way; scripts/train_kernel_sweep.py times a grid of them.
 FORWARD_TILE, BACKWARD_TILE = (32, 4), (32, 4)
+# v from its own projection, q and k from one (see above); off until an A/B run on a GPU says otherwise.
+SEPARATE_V = False
 
 
 @triton.jit
@@ -96,11 +103,13 @@ def _move_kernel(
 
 
 def _launch(src, q, k, v, cos, sin, n_head, n_kv_head, forward):
-    """Move every head between src and q, k, v (forward: src → heads, rotated; backward: heads → src)."""
+    """Move every head between src and q, k, v (forward: src → heads, rotated; backward: heads → src);
+    v None: src holds q and k only."""
     batch, seq, _ = src.shape
     head_dim = q.shape[-1]
     block, warps = FORWARD_TILE if forward else BACKWARD_TILE
-    grid = (triton.cdiv(batch * seq, block), n_head + 2 * n_kv_head)
+    grid = (triton.cdiv(batch * seq, block), _heads(n_head, n_kv_head, v is not None))
+    v = k if v is None else v  # no program of the grid takes a v head then; k's pointer fills the slot
     wrap_triton(_move_kernel)[grid](
         src, q, k, v, cos, sin, batch * seq, seq, *q.stride()[:3], *k.stride()[:3], *v.stride()[:3],
         WIDTH=src.shape[-1], N_HEAD=n_head, N_KV=n_kv_head, HEAD_DIM=head_dim,
@@ -108,27 +117,32 @@ def _launch(src, q, k, v, cos, sin, n_head, n_kv_head, forward):
     )  # fmt: skip
 
 
-def _qk_buffers(qkv, n_head, n_kv_head):
-    """Empty q [B, H, T, hd] and k [B, KV, T, hd] for the projection qkv, in TOKEN_MAJOR's layout."""
-    batch, seq, width = qkv.shape
-    head_dim = width // (n_head + 2 * n_kv_head)
+def _heads(n_head, n_kv_head, with_v):
+    """Heads in a projection: q's and k's, and v's when it holds them."""
+    return n_head + n_kv_head * (2 if with_v else 1)
+
+
+def _qk_buffers(projection, n_head, n_kv_head, with_v):
+    """Empty q [B, H, T, hd] and k [B, KV, T, hd] for the projection, in TOKEN_MAJOR's layout."""
+    batch, seq, width = projection.shape
+    head_dim = width // _heads(n_head, n_kv_head, with_v)
     if TOKEN_MAJOR:
-        q = qkv.new_empty(batch, seq, n_head, head_dim).transpose(1, 2)
-        k = qkv.new_empty(batch, seq, n_kv_head, head_dim).transpose(1, 2)
+        q = projection.new_empty(batch, seq, n_head, head_dim).transpose(1, 2)
+        k = projection.new_empty(batch, seq, n_kv_head, head_dim).transpose(1, 2)
     else:
-        q = qkv.new_empty(batch, n_head, seq, head_dim)
-        k = qkv.new_empty(batch, n_kv_head, seq, head_dim)
+        q = projection.new_empty(batch, n_head, seq, head_dim)
+        k = projection.new_empty(batch, n_kv_head, seq, head_dim)
     return q, k
 
 
 def _merged_gradient(dq, dk, dv, cos, sin, n_head, n_kv_head):
-    """dq, dk (rotated back) and dv in any layout with a contiguous last dimension → the projection's
-    gradient [B, T, (H + 2·KV)·hd]."""
-    dq, dk, dv = (g if g.stride(-1) == 1 else g.contiguous() for g in (dq, dk, dv))
+    """dq, dk (rotated back) and dv (or None) in any layout with a contiguous last dimension → the
+    projection's gradient [B, T, (H + 2·KV)·hd], or [B, T, (H + KV)·hd] without dv."""
+    dq, dk, dv = (g if g is None or g.stride(-1) == 1 else g.contiguous() for g in (dq, dk, dv))
     batch, _, seq, head_dim = dq.shape
-    dqkv = dq.new_empty(batch, seq, (n_head + 2 * n_kv_head) * head_dim)
-    _launch(dqkv, dq, dk, dv, cos, sin, n_head, n_kv_head, False)
-    return dqkv
+    grad = dq.new_empty(batch, seq, _heads(n_head, n_kv_head, dv is not None) * head_dim)
+    _launch(grad, dq, dk, dv, cos, sin, n_head, n_kv_head, False)
+    return grad
 
 
 @triton_op("webcrawl_lm::rope_split", mutates_args={})
@@ -138,17 +152,28 @@ def rope_split(
     """qkv [B, T, (H + 2·KV)·hd] on a CUDA device → q [B, H, T, hd], k and v [B, KV, T, hd], q and k
     rotated by the tables cos and sin [≥ T, hd] (fp32); in TOKEN_MAJOR's layout."""
     qkv = qkv.contiguous()
-    q, k = _qk_buffers(qkv, n_head, n_kv_head)
+    q, k = _qk_buffers(qkv, n_head, n_kv_head, with_v=True)
     v = torch.empty_like(k)
     _launch(qkv, q, k, v, cos, sin, n_head, n_kv_head, True)
     return q, k, v
+
+
+@triton_op("webcrawl_lm::rope_split_qk", mutates_args={})
+def rope_split_qk(
+    qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_head: int, n_kv_head: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """rope_split for a projection without v, qk [B, T, (H + KV)·hd] → q and k (SEPARATE_V)."""
+    qk = qk.contiguous()
+    q, k = _qk_buffers(qk, n_head, n_kv_head, with_v=False)
+    _launch(qk, q, k, None, cos, sin, n_head, n_kv_head, True)
+    return q, k
 
 
 @triton_op("webcrawl_lm::rope_split_backward", mutates_args={})
 def rope_split_backward(
     dq: torch.Tensor,
     dk: torch.Tensor,
-    dv: torch.Tensor,
+    dv: torch.Tensor | None,
     cos: torch.Tensor,
     sin: torch.Tensor,
     n_head: int,
@@ -162,9 +187,12 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(cos, sin)
 
 
-def _backward(ctx, dq, dk, dv):
+def _backward(ctx, dq, dk, *dv):
+    """rope_split's gradients (dq, dk, dv) or rope_split_qk's (dq, dk) → the projection's."""
     cos, sin = ctx.saved_tensors
+    dv = dv[0] if dv else None
     return rope_split_backward(dq, dk, dv, cos, sin, ctx.n_head, ctx.n_kv_head), None, None, None, None
 
 
 rope_split.register_autograd(_backward, setup_context=_setup_context)
+rope_split_qk.register_autograd(_backward, setup_context=_setup_context)

@@ -14,14 +14,15 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 rope_kernels = pytest.importorskip("train.rope_kernels", reason="needs Triton")
 
 
-def reference(qkv, cos, sin, n_head, n_kv_head):
-    batch, seq, width = qkv.shape
-    head_dim = width // (n_head + 2 * n_kv_head)
-    q, k, v = qkv.split([n_head * head_dim, n_kv_head * head_dim, n_kv_head * head_dim], -1)
+def reference(projection, cos, sin, n_head, n_kv_head, with_v):
+    batch, seq, width = projection.shape
+    head_dim = width // (n_head + n_kv_head * (2 if with_v else 1))
+    widths = [n_head * head_dim, n_kv_head * head_dim] + [n_kv_head * head_dim] * with_v
+    q, k, *v = projection.split(widths, -1)
     q = q.view(batch, seq, n_head, head_dim).transpose(1, 2)
     k = k.view(batch, seq, n_kv_head, head_dim).transpose(1, 2)
-    v = v.view(batch, seq, n_kv_head, head_dim).transpose(1, 2)
-    return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+    v = [t.view(batch, seq, n_kv_head, head_dim).transpose(1, 2) for t in v]
+    return apply_rope(q, cos, sin), apply_rope(k, cos, sin), *v
 
 
 @pytest.mark.parametrize(
@@ -29,15 +30,18 @@ def reference(qkv, cos, sin, n_head, n_kv_head):
 )
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("grad_layout", ["token-major", "head-major"])
+@pytest.mark.parametrize("with_v", [True, False], ids=["rope_split", "rope_split_qk"])
 def test_rope_split_matches_the_pytorch_code_forward_and_backward(
-    batch, seq, n_head, n_kv_head, head_dim, dtype, grad_layout
+    batch, seq, n_head, n_kv_head, head_dim, dtype, grad_layout, with_v
 ):
     torch.manual_seed(seq)
     cos, sin = (t[:seq].cuda() for t in rope_tables(head_dim, 2048, 10000.0))
-    qkv = torch.randn(batch, seq, (n_head + 2 * n_kv_head) * head_dim, device="cuda", dtype=dtype)
-    ours_in, ref_in = qkv.clone().requires_grad_(), qkv.clone().requires_grad_()
-    ours = rope_kernels.rope_split(ours_in, cos, sin, n_head, n_kv_head)
-    ref = reference(ref_in, cos, sin, n_head, n_kv_head)
+    width = (n_head + n_kv_head * (2 if with_v else 1)) * head_dim
+    projection = torch.randn(batch, seq, width, device="cuda", dtype=dtype)
+    ours_in, ref_in = projection.clone().requires_grad_(), projection.clone().requires_grad_()
+    op = rope_kernels.rope_split if with_v else rope_kernels.rope_split_qk
+    ours = op(ours_in, cos, sin, n_head, n_kv_head)
+    ref = reference(ref_in, cos, sin, n_head, n_kv_head, with_v)
     # randn_like keeps the references' token-major strides; cuDNN's gradients may come in either layout.
     grads = [torch.randn_like(t) for t in ref]
     if grad_layout == "head-major":
@@ -45,6 +49,7 @@ def test_rope_split_matches_the_pytorch_code_forward_and_backward(
     torch.autograd.backward(ours, grads)
     torch.autograd.backward(ref, grads)
     tol = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 2e-2, "rtol": 2e-2}
+    assert len(ours) == len(ref)
     for got, want in zip(ours, ref, strict=True):
         # token-major in memory, so that the attention output needs no transpose copy
         assert got.shape == want.shape and got.transpose(1, 2).is_contiguous()
