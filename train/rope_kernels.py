@@ -38,7 +38,8 @@ ENABLED = True
 TOKEN_MAJOR = True
 # (tokens per program, warps) of the move kernel each way; scripts/train_kernel_sweep.py times a grid of them.
 FORWARD_TILE, BACKWARD_TILE = (32, 4), (32, 4)
-# v from its own projection, q and k from one (see above); off until an A/B run on a GPU says otherwise.
+# v from its own projection, q and k from one (see above). Off: +0.9% tokens/s on an H100, but measured
+# before the fix of v's slot below, with wrong gradients when compiled (bench/RESULTS.md).
 SEPARATE_V = False
 
 
@@ -109,7 +110,9 @@ def _launch(src, q, k, v, cos, sin, n_head, n_kv_head, forward):
     head_dim = q.shape[-1]
     block, warps = FORWARD_TILE if forward else BACKWARD_TILE
     grid = (triton.cdiv(batch * seq, block), _heads(n_head, n_kv_head, v is not None))
-    v = k if v is None else v  # no program of the grid takes a v head then; k's pointer fills the slot
+    if v is None:  # no program of the grid takes a v head then, but the slot needs a tensor of its own:
+        # under torch.compile the same tensor in two written slots gets two clones (pytorch#196657)
+        v = k.new_empty(1, 1, 1, 1)
     wrap_triton(_move_kernel)[grid](
         src, q, k, v, cos, sin, batch * seq, seq, *q.stride()[:3], *k.stride()[:3], *v.stride()[:3],
         WIDTH=src.shape[-1], N_HEAD=n_head, N_KV=n_kv_head, HEAD_DIM=head_dim,
