@@ -57,8 +57,8 @@ from train.optim import build_optimizer, clip_and_step  # noqa: E402
 # Our model as `train pretrain` runs it, and variants for A/B runs in one process, each changing one
 # thing: the residual stream in fp32 as HF's (ModelConfig.fp32_residual), or kernel modules' switches
 # (SWITCHES, at their defaults in every other run, HF's included): a module's ENABLED off for the PyTorch
-# code in its place, the output matmul and the loss as two ops, q/k/v head-major in memory, v from a
-# matmul of its own.
+# code in its place, the output matmul and the loss as two ops, q/k/v head-major in memory, q, k and v
+# from one matmul.
 KERNEL_SWITCHES = (
     "train.rope_kernels.ENABLED",
     "train.swiglu_kernels.ENABLED",
@@ -68,7 +68,7 @@ SWITCHES = {
     **dict.fromkeys(KERNEL_SWITCHES, True),
     "train.cross_entropy_kernels.FUSED_LINEAR": True,
     "train.rope_kernels.TOKEN_MAJOR": True,
-    "train.rope_kernels.SEPARATE_V": False,
+    "train.rope_kernels.SEPARATE_V": True,
 }
 OURS: dict[str, dict] = {
     "ours": {},
@@ -79,7 +79,7 @@ OURS: dict[str, dict] = {
     "ours-fp32-residual": {"config": {"fp32_residual": True}},
     "ours-separate-ce": {"set": {"train.cross_entropy_kernels.FUSED_LINEAR": False}},
     "ours-head-major-qkv": {"set": {"train.rope_kernels.TOKEN_MAJOR": False}},
-    "ours-separate-v": {"set": {"train.rope_kernels.SEPARATE_V": True}},
+    "ours-fused-qkv": {"set": {"train.rope_kernels.SEPARATE_V": False}},
 }
 
 

@@ -38,9 +38,9 @@ ENABLED = True
 TOKEN_MAJOR = True
 # (tokens per program, warps) of the move kernel each way; scripts/train_kernel_sweep.py times a grid of them.
 FORWARD_TILE, BACKWARD_TILE = (32, 4), (32, 4)
-# v from its own projection, q and k from one (see above). Off: +0.9% tokens/s on an H100, but measured
-# before the fix of v's slot below, with wrong gradients when compiled (bench/RESULTS.md).
-SEPARATE_V = False
+# v from its own projection, q and k from one (see above): +0.5 to +0.9% tokens/s at 124m on an H100
+# (bench/RESULTS.md); False gives the one q/k/v matmul and rope_split, for A/B runs.
+SEPARATE_V = True
 
 
 @triton.jit

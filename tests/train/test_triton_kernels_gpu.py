@@ -110,7 +110,7 @@ def test_linear_cross_entropy_holds_one_logits_sized_buffer_where_the_separate_l
 KERNEL_RUNS = {
     "fused loss": {},
     "separate loss": {(cross_entropy_kernels, "FUSED_LINEAR"): False},
-    "separate v": {(rope_kernels, "SEPARATE_V"): True},
+    "one qkv matmul": {(rope_kernels, "SEPARATE_V"): False},
 }
 
 
