@@ -96,7 +96,9 @@ def test_a_damaged_checkpoint_file_is_an_error_naming_it(tmp_path, tokenizer_fil
     model, optimizer = trained_pair()
     path = save(tmp_path, 5, model, optimizer, tokenizer_file)
     (path / file).write_bytes(junk)
-    with pytest.raises(ValueError, match="the checkpoint is damaged$" if file == "state.json" else "") as err:
+    with pytest.raises(
+        ValueError, match="the checkpoint is damaged$" if file == "state.json" else None
+    ) as err:
         fresh = tiny_model()
         ckpt.read_state(path)
         ckpt.load_checkpoint(path, fresh, build_optimizer(fresh, 1e-3, 0.1, (0.9, 0.95), fused=False), ENV)
